@@ -1,0 +1,126 @@
+/**
+ * Every bound in Weft, in one place, with its unit in its name (TIGER_STYLE: qualifiers last).
+ * `docs/LIMITS.md` lists each with what happens when it is hit; keep the two in step.
+ *
+ * A node reads its limits from the `Limits` service, so a build can tighten or loosen any of them
+ * with `Limits.layer({ ... })`; nothing else in the code base holds a numeric bound of its own.
+ */
+import { Context, Duration, Layer } from "effect"
+
+/** The bounds of one node. */
+export interface Values {
+  // Transport
+  /** Size of every cell a transport moves (IPv6 minimum MTU 1280 less IP and UDP headers). */
+  readonly cellBytes: number
+  /** Inbound cells queued per endpoint before the transport drops (and counts) new ones. */
+  readonly endpointInboxCells: number
+
+  // Link (sessions)
+  /** Largest frame a session carries after reassembly from cells. */
+  readonly frameBytesMax: number
+  /** Sessions a node holds at once; a handshake beyond it is refused. */
+  readonly peersMax: number
+  /** Handshakes in progress at once (both directions); beyond it new ones are dropped and counted. */
+  readonly handshakesInFlightMax: number
+  /** How long one handshake attempt may take before it is retried. */
+  readonly handshakeAttemptTimeout: Duration.Duration
+  /** Handshake attempts before a dial fails. */
+  readonly handshakeAttemptsMax: number
+  /** Partially reassembled frames kept per peer; the oldest is dropped past it. */
+  readonly reassembliesPerPeerMax: number
+  /** A partially reassembled frame older than this is dropped. */
+  readonly reassemblyTimeout: Duration.Duration
+  /** Inbound frames queued per session before new ones are dropped and counted. */
+  readonly sessionInboxFrames: number
+  /** A session with no inbound traffic for this long is closed. */
+  readonly sessionIdleTimeout: Duration.Duration
+  /** Interval at which an idle session sends a keepalive. */
+  readonly keepaliveInterval: Duration.Duration
+
+  // Messages
+  /** Largest encoded envelope (must not exceed frameBytesMax). */
+  readonly envelopeBytesMax: number
+  /** Message streams tracked per peer for ordering; the least recently used is forgotten past it. */
+  readonly streamsPerPeerMax: number
+  /** Out-of-order envelopes held per stream while waiting for a gap to fill. */
+  readonly reorderWindowMessages: number
+  /** How long a gap may stay open before the stream skips past it (and counts the gap). */
+  readonly reorderTimeout: Duration.Duration
+  /** Calls awaiting a reply, per node; a call beyond it fails with MessageError("CallsFull"). */
+  readonly callsInFlightMax: number
+  /** Default time a call waits for its reply. */
+  readonly callTimeout: Duration.Duration
+  /** Replies buffered per streaming call before the oldest is dropped. */
+  readonly replyStreamBufferMessages: number
+  /** Messages an event channel retains for "everything since N" pulls. */
+  readonly eventRetainedMessages: number
+  /** Messages buffered per event-channel subscriber before it drops the oldest. */
+  readonly eventSubscriberBufferMessages: number
+  /** Open channels (conversations) per peer; an open beyond it is refused. */
+  readonly channelsPerPeerMax: number
+  /** Inbound messages buffered per channel before new ones are dropped and counted. */
+  readonly channelInboxMessages: number
+
+  // Actors
+  /** Actors a node hosts at once; a spawn beyond it fails. */
+  readonly actorsMax: number
+  /** Restarts an actor may have within actorRestartWindow before it is stopped for good. */
+  readonly actorRestartsMax: number
+  /** Window over which actor restarts are counted. */
+  readonly actorRestartWindow: Duration.Duration
+
+  // RPC
+  /** RPC requests one peer may have running at once. */
+  readonly rpcRequestsInFlightPerPeerMax: number
+  /** RPC requests queued per peer behind the running ones; beyond it they are dropped and counted. */
+  readonly rpcRequestsQueuedPerPeerMax: number
+
+  // Control endpoint
+  /** Local tools connected to the control socket at once. */
+  readonly controlConnectionsMax: number
+}
+
+/** The defaults. */
+export const defaults: Values = {
+  cellBytes: 1232,
+  endpointInboxCells: 4096,
+
+  frameBytesMax: 64 * 1024,
+  peersMax: 256,
+  handshakesInFlightMax: 64,
+  handshakeAttemptTimeout: Duration.seconds(1),
+  handshakeAttemptsMax: 5,
+  reassembliesPerPeerMax: 8,
+  reassemblyTimeout: Duration.seconds(5),
+  sessionInboxFrames: 1024,
+  sessionIdleTimeout: Duration.seconds(30),
+  keepaliveInterval: Duration.seconds(5),
+
+  envelopeBytesMax: 64 * 1024,
+  streamsPerPeerMax: 1024,
+  reorderWindowMessages: 64,
+  reorderTimeout: Duration.seconds(1),
+  callsInFlightMax: 4096,
+  callTimeout: Duration.seconds(10),
+  replyStreamBufferMessages: 256,
+  eventRetainedMessages: 1024,
+  eventSubscriberBufferMessages: 256,
+  channelsPerPeerMax: 256,
+  channelInboxMessages: 256,
+
+  actorsMax: 10_000,
+  actorRestartsMax: 5,
+  actorRestartWindow: Duration.seconds(10),
+
+  rpcRequestsInFlightPerPeerMax: 64,
+  rpcRequestsQueuedPerPeerMax: 256,
+
+  controlConnectionsMax: 32
+}
+
+/** The node's limits as a service. */
+export class Limits extends Context.Tag("@weft/core/Limits")<Limits, Values>() {}
+
+/** Provides the defaults with some limits overridden. */
+export const layer = (overrides: Partial<Values> = {}): Layer.Layer<Limits> =>
+  Layer.succeed(Limits, { ...defaults, ...overrides })

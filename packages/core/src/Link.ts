@@ -1,0 +1,74 @@
+/**
+ * The link layer: authenticated sessions with peers over one transport endpoint.
+ *
+ * A session carries **frames** (byte strings up to `frameBytesMax`) to one peer whose node ID the link
+ * has authenticated; frames are cut into cells below and reassembled above. Frames are datagrams: the
+ * medium may lose, duplicate or reorder them; ordering and retries are the job of the layers above.
+ *
+ * Invariant 1 lives here: a link holds at most one session per peer, whoever dials, however often,
+ * including simultaneous dials from both sides.
+ *
+ * Implementations: `LinkPlain` (identity-authenticated, unencrypted; the foundation) and, later,
+ * the PSK-gated post-quantum secure link. Both satisfy this contract, so nothing above changes.
+ */
+import type { Effect, Stream } from "effect"
+import { Context } from "effect"
+import type { NodeId } from "./NodeId.js"
+import type { Address } from "./Transport.js"
+import type { LinkError } from "./WeftError.js"
+
+/** One authenticated session with one peer. */
+export interface Session {
+  readonly peer: NodeId
+  readonly remote: Address
+  /** Whether this side dialed. */
+  readonly initiator: boolean
+  /** Largest frame `send` accepts. */
+  readonly frameBytesMax: number
+  /** Sends one frame (unreliable datagram semantics). Fails once the session is closed. */
+  readonly send: (frame: Uint8Array) => Effect.Effect<void, LinkError>
+  /** Inbound frames; one consumer; ends when the session closes. */
+  readonly frames: Stream.Stream<Uint8Array>
+  /** Completes when the session has closed, for whatever reason. */
+  readonly closed: Effect.Effect<void>
+  /** Closes the session (idempotent). */
+  readonly close: Effect.Effect<void>
+}
+
+/** What `peers` reports of one session. */
+export interface SessionInfo {
+  readonly peer: NodeId
+  readonly remote: Address
+  readonly initiator: boolean
+  readonly establishedAtMs: number
+}
+
+/** Counters a link keeps. */
+export interface Stats {
+  readonly sessionsOpened: number
+  readonly sessionsClosed: number
+  readonly handshakesFailed: number
+  /** Cells that were not a valid handshake or data cell for a live session. */
+  readonly cellsRejected: number
+  readonly framesSent: number
+  readonly framesReceived: number
+  /** Inbound frames dropped because the session inbox was full. */
+  readonly framesDroppedInboxFull: number
+  /** Partial frames dropped (timeout or too many in progress). */
+  readonly reassembliesDropped: number
+}
+
+/** The node's link over its transport. */
+export class Link extends Context.Tag("@weft/core/Link")<Link, {
+  readonly local: NodeId
+  readonly address: Address
+  /**
+   * Returns the session with the peer at `address`, establishing it if needed. Concurrent dials of the
+   * same address, and a dial of a peer that is already connected, share one session.
+   */
+  readonly dial: (address: Address) => Effect.Effect<Session, LinkError>
+  /** Every new session, dialed or accepted, exactly once. One consumer (the message layer). */
+  readonly sessions: Stream.Stream<Session>
+  readonly peers: Effect.Effect<ReadonlyArray<SessionInfo>>
+  readonly stats: Effect.Effect<Stats>
+}>() {}

@@ -1,0 +1,10 @@
+/**
+ * @weft/core — contracts and the overlay. Every module is a namespace:
+ * `import { Node, Messages, Transport } from "@weft/core"`.
+ */
+export * as Channel from "./Channel.js"
+export * as Limits from "./Limits.js"
+export * as Link from "./Link.js"
+export * as NodeId from "./NodeId.js"
+export * as Transport from "./Transport.js"
+export * as WeftError from "./WeftError.js"
