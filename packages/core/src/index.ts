@@ -2,7 +2,10 @@
  * @weft/core — contracts and the overlay. Every module is a namespace:
  * `import { Node, Messages, Transport } from "@weft/core"`.
  */
+export * as Canonical from "./Canonical.js"
 export * as Channel from "./Channel.js"
+export * as Codec from "./Codec.js"
+export * as Identity from "./Identity.js"
 export * as Limits from "./Limits.js"
 export * as Link from "./Link.js"
 export * as NodeId from "./NodeId.js"
