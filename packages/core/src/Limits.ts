@@ -60,6 +60,14 @@ export interface Values {
   readonly channelsPerPeerMax: number
   /** Inbound messages buffered per channel before new ones are dropped and counted. */
   readonly channelInboxMessages: number
+  /** Longest envelope tag; an envelope with a longer one is malformed. */
+  readonly tagCharsMax: number
+  /** Longest actor path in an envelope or an attach; longer is malformed (or ActorError("BadPath")). */
+  readonly actorPathCharsMax: number
+  /** Tags with an event log (handled or subscribed); past it the least recently used log-only tag is forgotten. */
+  readonly eventTagsMax: number
+  /** Handler invocations running at once for one peer; beyond it messages are dropped and counted, calls refused. */
+  readonly handlersInFlightPerPeerMax: number
 
   // Actors
   /** Actors a node hosts at once; a spawn beyond it fails. */
@@ -107,6 +115,10 @@ export const defaults: Values = {
   eventSubscriberBufferMessages: 256,
   channelsPerPeerMax: 256,
   channelInboxMessages: 256,
+  tagCharsMax: 256,
+  actorPathCharsMax: 256,
+  eventTagsMax: 1024,
+  handlersInFlightPerPeerMax: 256,
 
   actorsMax: 10_000,
   actorRestartsMax: 5,

@@ -15,8 +15,11 @@
  * A message to the local node takes the same path through the envelope codec as one to a peer.
  */
 import type { Duration, Effect, Schema, Scope, Stream } from "effect"
-import { Context } from "effect"
+import { Context, Layer } from "effect"
 import type { Channel } from "./Channel.js"
+import * as internal from "./internal/messages.js"
+import type { Link } from "./Link.js"
+import type { Limits } from "./Limits.js"
 import type { NodeId } from "./NodeId.js"
 import type { Address } from "./Transport.js"
 import type { ActorError, MessageError } from "./WeftError.js"
@@ -58,6 +61,22 @@ export interface Stats {
   readonly droppedFull: number
   readonly callsInFlight: number
   readonly channelsOpen: number
+  /** Handler or actor invocations that died (a defect): logged, counted and, for a call, answered "Remote". */
+  readonly handlerDefects: number
+  /** Inbound channel opens refused because `channelsPerPeerMax` was reached. */
+  readonly channelsRefused: number
+  /** Receive-ordering states held, over all peers (each at most `streamsPerPeerMax` per peer). */
+  readonly streamsTracked: number
+  /** Envelopes held out of order, over all streams (each at most `reorderWindowMessages` per stream). */
+  readonly reorderHeld: number
+  /** Tags with an event log (at most `eventTagsMax` while any is evictable). */
+  readonly eventTags: number
+  /** Live `events` subscribers. */
+  readonly eventSubscribers: number
+  /** Actors attached (at most `actorsMax`). */
+  readonly actorsAttached: number
+  /** Handler and actor invocations running (at most `handlersInFlightPerPeerMax` per peer). */
+  readonly handlersInFlight: number
 }
 
 /** What an actor attachment receives: the decoded body, who sent it, and how to answer an ask. */
@@ -116,3 +135,13 @@ export class Messages extends Context.Tag("@weft/core/Messages")<Messages, {
 
   readonly stats: Effect.Effect<Stats>
 }>() {}
+
+/**
+ * Builds the message layer over the node's `Link`, for as long as the scope lives: it becomes the one
+ * consumer of `Link.sessions`, and closing the scope stops its fibers and fails what is in flight.
+ * Bounds come from `Limits` (messages section, plus `actorsMax`).
+ */
+export const make: Effect.Effect<Context.Tag.Service<Messages>, never, Link | Limits | Scope.Scope> = internal.make
+
+/** The message layer as a layer. */
+export const layer: Layer.Layer<Messages, never, Link | Limits> = Layer.scoped(Messages, make)
