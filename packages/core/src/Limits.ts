@@ -26,6 +26,8 @@ export interface Values {
   readonly handshakeAttemptTimeout: Duration.Duration
   /** Handshake attempts before a dial fails. */
   readonly handshakeAttemptsMax: number
+  /** DATA frames held per handshake that arrive before the dialer's CONFIRM (reordered cells); more are dropped. */
+  readonly handshakeEarlyFramesMax: number
   /** Partially reassembled frames kept per peer; the oldest is dropped past it. */
   readonly reassembliesPerPeerMax: number
   /** A partially reassembled frame older than this is dropped. */
@@ -98,6 +100,7 @@ export const defaults: Values = {
   handshakesInFlightMax: 64,
   handshakeAttemptTimeout: Duration.seconds(1),
   handshakeAttemptsMax: 5,
+  handshakeEarlyFramesMax: 8,
   reassembliesPerPeerMax: 8,
   reassemblyTimeout: Duration.seconds(5),
   sessionInboxFrames: 1024,
