@@ -11,7 +11,7 @@
  * both ends allocate ids without talking and a loopback channel's two directions never collide.
  */
 import type { Context, Deferred as DeferredType, Scope } from "effect"
-import { Cause, Deferred, Duration, Effect, Either, Exit, FiberId, FiberSet, Mailbox, Option, Runtime, Schedule, Schema, Stream } from "effect"
+import { Cause, Deferred, Duration, Effect, Either, Exit, FiberId, FiberRef, FiberSet, Mailbox, Option, Runtime, Schedule, Schema, Stream } from "effect"
 import type { Channel } from "../Channel.js"
 import * as Envelope from "../Envelope.js"
 import { Link } from "../Link.js"
@@ -97,6 +97,10 @@ export const make: Effect.Effect<Service, never, Link | Limits | Scope.Scope> = 
   const clock = yield* Effect.clock
   const runFork = yield* FiberSet.makeRuntime<never>()
   const runSync = Runtime.runSync(yield* Effect.runtime<never>())
+  // A Mailbox wakes its readers on the scheduler of the fiber that made it, and runSync runs on a
+  // throwaway synchronous scheduler: inboxes made on the dispatch path must use the layer's own
+  // (the controlled one in a deterministic simulation, or their wake-ups would escape it).
+  const scheduler = yield* FiberRef.get(FiberRef.currentScheduler)
   const decode = Envelope.decoder(limits)
   const reorderTimeoutMs = Duration.toMillis(limits.reorderTimeout)
 
@@ -400,7 +404,10 @@ export const make: Effect.Effect<Service, never, Link | Limits | Scope.Scope> = 
       counters.channelsRefused++
       return refuseChannel(state, stream + 1, messageError("ChannelsFull", `at most ${limits.channelsPerPeerMax} channels`))
     }
-    const inbox = runSync(Mailbox.make<unknown, MessageError>({ capacity: limits.channelInboxMessages, strategy: "dropping" }))
+    const inbox = runSync(Effect.withScheduler(
+      Mailbox.make<unknown, MessageError>({ capacity: limits.channelInboxMessages, strategy: "dropping" }),
+      scheduler
+    ))
     serve(newChannel(state, stream, stream + 1, inbox))
   }
 
