@@ -1,0 +1,2 @@
+/** The `@weft/core` namespaces the CLI uses, in one place. */
+export { Control, Identity, Limits, Messages, Node, NodeId, TransportMemory } from "@weft/core"
