@@ -268,6 +268,9 @@ export const serve = <
   )
 }
 
+/** The client type of an RpcGroup: the same for this node and for a peer. */
+export type Client<Group extends RpcGroup.Any> = RpcClient.RpcClient<RpcGroup.Rpcs<Group>, RpcClientError>
+
 /**
  * A client of `group` on `peer` (default, or `Messages.local`: this node), with one type for both.
  * Each unary call completes or fails within `timeout` (default `callTimeout`) with the rpc's typed
