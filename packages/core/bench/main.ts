@@ -1,0 +1,91 @@
+/**
+ * `npm run bench [-- --json] [--reps N] [--quick]`: the foundation's benchmarks, each against a
+ * baseline measured in the same run (see `harness.ts`). The report goes to stdout (a table, or JSON
+ * lines with `--json`); progress goes to stderr.
+ *
+ * Cases: envelope encode+decode; local RPC; RPC over the memory transport; actor tell and ask.
+ */
+import { Effect } from "effect"
+import * as ActorBench from "./actor.js"
+import * as EnvelopeBench from "./envelope.js"
+import { progress, twoNodes } from "./fixtures.js"
+import type { Case, Result } from "./harness.js"
+import { report, runCase } from "./harness.js"
+import * as RpcBench from "./rpc.js"
+
+/** Command-line options. */
+interface Options {
+  readonly json: boolean
+  readonly reps: number
+  readonly quick: boolean
+  /** Runs only the cases whose name contains this text (for profiling one path). */
+  readonly only: string | undefined
+}
+
+const usage = "usage: npm run bench -- [--json] [--reps N] [--quick] [--only TEXT]"
+
+const parseOptions = (args: ReadonlyArray<string>): Options => {
+  let json = false
+  let quick = false
+  let reps = 5
+  let only: string | undefined
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]
+    if (arg === "--json") json = true
+    else if (arg === "--quick") quick = true
+    else if (arg === "--reps") {
+      reps = Number(args[++i])
+      if (!Number.isSafeInteger(reps) || reps < 1) throw new Error(`--reps needs a positive integer\n${usage}`)
+    } else if (arg === "--only") {
+      only = args[++i]
+      if (only === undefined) throw new Error(`--only needs a text\n${usage}`)
+    } else throw new Error(`unknown option ${arg}\n${usage}`)
+  }
+  return { json, reps, quick, only }
+}
+
+const format = (value: number): string =>
+  value >= 1e6 ? `${(value / 1e6).toFixed(2)}M` : value >= 1e3 ? `${(value / 1e3).toFixed(1)}k` : value.toFixed(1)
+
+const runAll = (cases: ReadonlyArray<Case>, reps: number) =>
+  Effect.gen(function*() {
+    const results: Array<Result> = []
+    for (const [index, spec] of cases.entries()) {
+      progress(`[${index + 1}/${cases.length}] ${spec.bench}: ${spec.ops} ops × ${reps} reps${spec.baseline ? ` vs ${spec.baseline.name}` : ""}`)
+      const started = performance.now()
+      const result = yield* runCase(spec, reps)
+      const seconds = ((performance.now() - started) / 1000).toFixed(1)
+      const versus = result.baseline === undefined ? "" : ` vs ${format(result.baseline)} (ratio ${result.ratio?.toFixed(2)})`
+      progress(`      ${format(result.value)} ${result.unit}${versus} in ${seconds} s`)
+      results.push(result)
+    }
+    return results
+  })
+
+const program = (options: Options) =>
+  Effect.scoped(Effect.gen(function*() {
+    progress(`weft bench: ${options.reps} reps${options.quick ? ", quick" : ""}; envelope ${EnvelopeBench.envelopeBytes} bytes`)
+    progress("starting two nodes on a memory network…")
+    const nodes = yield* twoNodes
+    const all = [
+      ...EnvelopeBench.cases(options.quick),
+      ...(yield* RpcBench.cases(nodes, options.quick)),
+      ...(yield* ActorBench.cases(nodes, options.quick))
+    ]
+    const cases = options.only === undefined ? all : all.filter((spec) => spec.bench.includes(options.only!))
+    const started = performance.now()
+    const results = yield* runAll(cases, options.reps)
+    progress(`done in ${((performance.now() - started) / 1000).toFixed(1)} s`)
+    return results
+  }))
+
+const main = async (): Promise<void> => {
+  const options = parseOptions(process.argv.slice(2))
+  const results = await Effect.runPromise(program(options))
+  report(results, options.json)
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench failed: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`)
+  process.exit(1)
+})
