@@ -28,7 +28,7 @@ import { Messages } from "./Messages.js"
 import type { NodeId } from "./NodeId.js"
 import { short } from "./NodeId.js"
 import { makeProtocol, withTimeouts } from "./internal/rpcClient.js"
-import { makeRouter } from "./internal/rpcRouter.js"
+import { makeRouter, type RouterStats } from "./internal/rpcRouter.js"
 import { channelTag, decodeFromServer, encodedRejectionOf, peerHeader } from "./internal/rpcWire.js"
 import { MessageError, NodeError } from "./WeftError.js"
 
@@ -60,19 +60,7 @@ export interface ServiceInfo {
 }
 
 /** What the router counts (every drop and refusal has one). */
-export interface Stats {
-  /** Well-formed requests received. */
-  readonly requestsReceived: number
-  /** Requests refused because the peer had `rpcRequestsQueuedPerPeerMax` already waiting. */
-  readonly requestsRejected: number
-  /** Requests for an rpc tag no group on this node serves. */
-  readonly unknownRpc: number
-  /** Bodies on RPC channels (either side) that were not well-formed RPC messages; dropped. */
-  readonly malformed: number
-  readonly channelsOpen: number
-  readonly requestsRunning: number
-  readonly requestsQueued: number
-}
+export type Stats = RouterStats
 
 /** Options of `client`. */
 export interface ClientOptions {

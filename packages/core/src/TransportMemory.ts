@@ -17,6 +17,7 @@ import { Limits } from "./Limits.js"
 import type { Address, Datagram, Endpoint, Stats } from "./Transport.js"
 import { kindOf, Transport } from "./Transport.js"
 import { TransportError } from "./WeftError.js"
+import * as Signal from "./internal/signal.js"
 
 /** The address kind of this transport (`mem:<n>` or `mem:<chosen name>`). */
 export const kind = "mem"
@@ -129,33 +130,8 @@ const deliverDue = (state: State, nowMs: number): number | undefined => {
   return undefined
 }
 
-/**
- * A wake-up for the delivery fiber. `wait(seen)` returns at once if `notify` ran since `seen()` was
- * read, so a notification is never lost, even one that lands on a waiter a finished race abandoned.
- */
-const makeSignal = () => {
-  let count = 0
-  let waiter: (() => void) | undefined
-  const notify = (): void => {
-    count++
-    const w = waiter
-    waiter = undefined
-    w?.()
-  }
-  const wait = (seen: number) =>
-    Effect.async<void>((callback) => {
-      if (count !== seen) return callback(Effect.void)
-      const mine = () => callback(Effect.void)
-      waiter = mine
-      return Effect.sync(() => {
-        if (waiter === mine) waiter = undefined
-      })
-    })
-  return { notify, seen: () => count, wait }
-}
-
 /** The one delivery fiber of a network with latency: sleeps until the head of the FIFO is due. */
-const runDeliveries = (state: State, signal: ReturnType<typeof makeSignal>): Effect.Effect<never> =>
+const runDeliveries = (state: State, signal: Signal.Signal): Effect.Effect<never> =>
   Effect.suspend(() => {
     const seen = signal.seen()
     const nowMs = state.clock.unsafeCurrentTimeMillis()
@@ -172,7 +148,7 @@ export const makeNetwork = (options: NetworkOptions = {}): Effect.Effect<MemoryN
     const latency = Duration.decode(options.latency ?? Duration.zero)
     const loss = options.loss ?? 0
     if (!(loss >= 0 && loss <= 1)) return yield* Effect.dieMessage(`TransportMemory: loss ${loss} is not in [0, 1]`)
-    const signal = makeSignal()
+    const signal = Signal.make()
     const state: State = {
       latencyMs: Duration.toMillis(latency),
       loss,

@@ -17,6 +17,7 @@ import { Limits } from "./Limits.js"
 import type { Address, Datagram, Endpoint, Stats } from "./Transport.js"
 import { kindOf, Transport } from "./Transport.js"
 import { TransportError } from "./WeftError.js"
+import * as Signal from "./internal/signal.js"
 
 /** The address kind of this transport (`sim:<n>` or `sim:<chosen name>`). */
 export const kind = "sim"
@@ -302,33 +303,8 @@ const deliverDue = (state: State, nowMs: number): number | undefined => {
   return heap[0]?.dueMs
 }
 
-/**
- * A wake-up for the delivery fiber. `wait(seen)` returns at once if `notify` ran since `seen()` was
- * read, so a notification is never lost, even one that lands on a waiter a finished race abandoned.
- */
-const makeSignal = () => {
-  let count = 0
-  let waiter: (() => void) | undefined
-  const notify = (): void => {
-    count++
-    const w = waiter
-    waiter = undefined
-    w?.()
-  }
-  const wait = (seen: number) =>
-    Effect.async<void>((callback) => {
-      if (count !== seen) return callback(Effect.void)
-      const mine = () => callback(Effect.void)
-      waiter = mine
-      return Effect.sync(() => {
-        if (waiter === mine) waiter = undefined
-      })
-    })
-  return { notify, seen: () => count, wait }
-}
-
 /** The one scheduler fiber: deliver what is due, then sleep until the next cell or an earlier arrival. */
-const runScheduler = (state: State, signal: ReturnType<typeof makeSignal>): Effect.Effect<never> =>
+const runScheduler = (state: State, signal: Signal.Signal): Effect.Effect<never> =>
   Effect.suspend(() => {
     const seen = signal.seen()
     const nowMs = state.clock.unsafeCurrentTimeMillis()
@@ -476,7 +452,7 @@ const makeControls = (state: State, seed: number): SimNetwork => ({
 export const makeNetwork = (options: NetworkOptions): Effect.Effect<SimNetwork, never, Scope.Scope> =>
   Effect.gen(function*() {
     const settings = yield* makeSettings(options)
-    const signal = makeSignal()
+    const signal = Signal.make()
     const clock = yield* Effect.clock
     const state: State = {
       settings,

@@ -60,11 +60,15 @@ interface Gate {
   conns: number
 }
 
-/** What the router counts. */
+/** What the router counts (every drop and refusal has one). */
 export interface RouterStats {
+  /** Well-formed requests received. */
   readonly requestsReceived: number
+  /** Requests refused because the peer had `rpcRequestsQueuedPerPeerMax` already waiting. */
   readonly requestsRejected: number
+  /** Requests for an rpc tag no group on this node serves. */
   readonly unknownRpc: number
+  /** Bodies on RPC channels (either side) that were not well-formed RPC messages; dropped. */
   readonly malformed: number
   readonly channelsOpen: number
   readonly requestsRunning: number
