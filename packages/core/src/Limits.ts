@@ -39,6 +39,24 @@ export interface Values {
   /** Interval at which an idle session sends a keepalive. */
   readonly keepaliveInterval: Duration.Duration
 
+  // Link security (LinkSecure)
+  /** Cells a session key seals before the session is rekeyed (AES-GCM confidentiality bound, RFC 9001 §6.6). */
+  readonly rekeyAfterCells: number
+  /** Age of a session's keys after which the session is rekeyed. */
+  readonly rekeyAfter: Duration.Duration
+  /** How long the previous keys still open cells after a rekey, so cells in flight are not lost. */
+  readonly rekeyGracePeriod: Duration.Duration
+  /** Packet numbers per key tracked for replay; an older cell is refused and counted. */
+  readonly replayWindowCells: number
+  /** Lifetime of one cookie secret; a cookie is valid in its epoch and the next, expired after. */
+  readonly cookieRotation: Duration.Duration
+  /** Responder handshakes in flight from which an INIT must carry a valid cookie before any KEM or signature work. */
+  readonly handshakesBeforeCookie: number
+  /** INIT nonces remembered so a replayed INIT costs no KEM or signature; past it the oldest is evicted and INITs no newer are refused. */
+  readonly initReplayCacheEntries: number
+  /** An INIT whose timestamp is further than this from the responder's clock is refused and counted. */
+  readonly handshakeInitMaxAge: Duration.Duration
+
   // Messages
   /** Largest encoded envelope (must not exceed frameBytesMax). */
   readonly envelopeBytesMax: number
@@ -85,6 +103,34 @@ export interface Values {
   /** RPC requests queued per peer behind the running ones; beyond it they are dropped and counted. */
   readonly rpcRequestsQueuedPerPeerMax: number
 
+  // Streams (reliable ordered streams over paths)
+  /** Stream ids a connection uses, numbered [0, this); a send on another id is a defect, an inbound frame for one drops its packet. */
+  readonly streamsPerConnectionMax: number
+  /** Largest frame `Connection.send` accepts; an inbound frame announcing a larger one breaks its stream. */
+  readonly streamFrameBytesMax: number
+  /** Unacknowledged bytes buffered per stream on the sending side; `send` suspends past it. */
+  readonly streamSendBufferBytes: number
+  /** Unacknowledged bytes buffered per connection on the sending side; `send` suspends past it. */
+  readonly connectionSendBufferBytes: number
+  /** Receive window of one stream: bytes the peer may send beyond what the application consumed. */
+  readonly streamReceiveWindowBytes: number
+  /** Receive window of a connection, over all its streams. */
+  readonly connectionReceiveWindowBytes: number
+  /** Out-of-order segments held per stream; a packet that would need more is dropped unacknowledged. */
+  readonly streamReorderSegmentsMax: number
+  /** Packets awaiting acknowledgement per connection; the sender waits past it. */
+  readonly packetsInFlightMax: number
+  /** Packet-number ranges a receiver remembers and reports in one ACK; the oldest are forgotten past it. */
+  readonly ackRangesMax: number
+  /** Longest a receiver delays an ACK for an ack-eliciting packet. */
+  readonly ackDelayMax: Duration.Duration
+  /** Retransmission timeout before any RTT sample (RFC 6298). */
+  readonly retransmitTimeoutInitial: Duration.Duration
+  /** Floor of the computed retransmission timeout. */
+  readonly retransmitTimeoutMin: Duration.Duration
+  /** Ceiling of the retransmission timeout, exponential backoff included. */
+  readonly retransmitTimeoutMax: Duration.Duration
+
   // Control endpoint
   /** Local tools connected to the control socket at once. */
   readonly controlConnectionsMax: number
@@ -106,6 +152,15 @@ export const defaults: Values = {
   sessionInboxFrames: 1024,
   sessionIdleTimeout: Duration.seconds(30),
   keepaliveInterval: Duration.seconds(5),
+
+  rekeyAfterCells: 8_388_608,
+  rekeyAfter: Duration.minutes(2),
+  rekeyGracePeriod: Duration.seconds(10),
+  replayWindowCells: 4096,
+  cookieRotation: Duration.minutes(2),
+  handshakesBeforeCookie: 16,
+  initReplayCacheEntries: 4096,
+  handshakeInitMaxAge: Duration.minutes(2),
 
   envelopeBytesMax: 64 * 1024,
   streamsPerPeerMax: 1024,
@@ -129,6 +184,20 @@ export const defaults: Values = {
 
   rpcRequestsInFlightPerPeerMax: 64,
   rpcRequestsQueuedPerPeerMax: 256,
+
+  streamsPerConnectionMax: 256,
+  streamFrameBytesMax: 64 * 1024,
+  streamSendBufferBytes: 256 * 1024,
+  connectionSendBufferBytes: 1024 * 1024,
+  streamReceiveWindowBytes: 256 * 1024,
+  connectionReceiveWindowBytes: 1024 * 1024,
+  streamReorderSegmentsMax: 1024,
+  packetsInFlightMax: 1024,
+  ackRangesMax: 32,
+  ackDelayMax: Duration.millis(25),
+  retransmitTimeoutInitial: Duration.seconds(1),
+  retransmitTimeoutMin: Duration.millis(200),
+  retransmitTimeoutMax: Duration.seconds(60),
 
   controlConnectionsMax: 32
 }
