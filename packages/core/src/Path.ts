@@ -1,0 +1,37 @@
+/**
+ * A path is what the stream layer runs over: an unreliable datagram channel to one peer. Datagrams
+ * may be lost, duplicated or reordered; each is at most `mtuBytes` long, so it rides in one cell below.
+ *
+ * Today a path is one link session (`fromSession`); later it is a source-routed circuit, and one
+ * connection may use several paths at once (data on one, acknowledgements returning on another).
+ * Streams see only this contract, so routing slots in underneath without touching them.
+ */
+import type { Effect, Stream } from "effect"
+import type { Session } from "./Link.js"
+import type { NodeId } from "./NodeId.js"
+import type { LinkError } from "./WeftError.js"
+
+/** An unreliable datagram channel to one peer. */
+export interface Path {
+  /** The peer at the far end (the same for every path of one connection). */
+  readonly peer: NodeId
+  /** Largest datagram `send` accepts. */
+  readonly mtuBytes: number
+  /** Sends one datagram, unreliably. Fails once the path is gone. */
+  readonly send: (datagram: Uint8Array) => Effect.Effect<void, LinkError>
+  /** Inbound datagrams; one consumer; ends when the path closes. A one-way path never emits. */
+  readonly datagrams: Stream.Stream<Uint8Array>
+}
+
+/**
+ * A path over one link session. `mtuBytes` should be what one cell carries of a session frame
+ * (for `LinkPlain`: `cellBytes` less its 10-byte cell header and 1-byte kind), so that a datagram
+ * is never cut into several cells; it may not exceed the session's `frameBytesMax`.
+ * The path takes over `session.frames`, which has one consumer.
+ */
+export const fromSession = (session: Session, mtuBytes: number): Path => {
+  if (!Number.isInteger(mtuBytes) || mtuBytes <= 0 || mtuBytes > session.frameBytesMax) {
+    throw new Error(`Path.fromSession: mtuBytes ${mtuBytes} is not in [1, ${session.frameBytesMax}]`)
+  }
+  return { peer: session.peer, mtuBytes, send: session.send, datagrams: session.frames }
+}

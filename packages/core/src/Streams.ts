@@ -1,0 +1,316 @@
+/**
+ * Reliable ordered streams over unreliable paths. A `Connection` to one peer carries many streams;
+ * each delivers the frames written to it exactly once and in order, however the paths below lose,
+ * duplicate or reorder datagrams. Streams are independent: a loss on one never delays another.
+ *
+ * - **Packets** (format in `internal/streamsPacket.ts`) have numbers that are never reused, carry
+ *   STREAM data by byte offset, selective ACK ranges, window updates; each fits one path datagram.
+ * - **Reliability**: ACKs every second ack-eliciting packet, on any gap, or within `ackDelayMax`;
+ *   loss by SACK evidence (a packet 3 below the largest acknowledged, or 9/8 RTT older than it, as in
+ *   RFC 9002) triggers a fast retransmit; otherwise the RFC 6298 timeout (SRTT, RTTVAR, exponential
+ *   backoff within [`retransmitTimeoutMin`, `retransmitTimeoutMax`]) retransmits everything outstanding.
+ * - **Flow control**: each receiver advertises a window per stream and per connection, moved by what
+ *   the application consumes; the sender never exceeds it, so every buffer on both sides is bounded.
+ *   `send` suspends while the stream's or connection's send buffer is full.
+ * - **Priority**: bytes up to the end of a `priority: "control"` frame are sent before other streams'
+ *   bulk data (within a stream, bytes stay in order: give control messages their own stream).
+ * - **Paths**: data leaves on `data`; ACKs and window updates on `acks` (the return path, default
+ *   `data`); datagrams are read from every stream in `inbound`.
+ * - **Congestion control** comes from the `CongestionControl` service, one controller per connection.
+ *
+ * Both ends must run with the same stream limits (windows are not negotiated). One sender loop and
+ * one receiver loop per connection; the per-packet work is plain code over buffers.
+ */
+import type { Scope } from "effect"
+import { Chunk, Deferred, Duration, Effect, Fiber, Option, Stream } from "effect"
+import { CongestionControl } from "./CongestionControl.js"
+import { type Config, Machine } from "./internal/streamsConnection.js"
+import { mtuBytesMin, streamHeaderBytes } from "./internal/streamsPacket.js"
+import type { Values } from "./Limits.js"
+import { Limits } from "./Limits.js"
+import type { NodeId } from "./NodeId.js"
+import type { Path } from "./Path.js"
+import { LinkError } from "./WeftError.js"
+
+/** Options of `make`. */
+export interface Options {
+  /** Where data packets go. */
+  readonly data: Path
+  /** Where ACKs and window updates go (the return path); default `data`. */
+  readonly acks?: Path | undefined
+  /** Datagrams from every path the peer may use; default the datagrams of `data` and `acks`. */
+  readonly inbound?: ReadonlyArray<Stream.Stream<Uint8Array>> | undefined
+}
+
+/** Options of one `send`. */
+export interface SendOptions {
+  /** `"control"` frames go ahead of queued bulk data of other streams. Default `"bulk"`. */
+  readonly priority?: "control" | "bulk" | undefined
+}
+
+/** One delivered frame. */
+export interface Frame {
+  readonly stream: number
+  readonly frame: Uint8Array
+}
+
+/** What a connection counts and holds. */
+export interface Stats {
+  readonly packetsSent: number
+  readonly packetsReceived: number
+  /** Packets declared lost (by ACK evidence or timeout); their contents were queued again. */
+  readonly packetsLost: number
+  /** Of those, packets acknowledged after all (reordered, not lost): each widens the loss thresholds. */
+  readonly packetsLostSpurious: number
+  /** Stream bytes sent again. */
+  readonly bytesRetransmitted: number
+  readonly retransmitTimeouts: number
+  /** Packets sent carrying an ACK. */
+  readonly acksSent: number
+  readonly coverSent: number
+  /** Cover packets received and discarded. */
+  readonly coverReceived: number
+  /** Datagrams that did not decode, or acknowledged a packet never sent. */
+  readonly packetsMalformed: number
+  /** Packets dropped unacknowledged: stream id out of range, or too many out-of-order segments. */
+  readonly packetsRejected: number
+  /** Packets dropped unacknowledged because they exceeded the advertised window. */
+  readonly flowControlViolations: number
+  /** Ack-eliciting packets received again (the medium duplicated them). */
+  readonly duplicatePackets: number
+  /** Stream bytes received again and discarded. */
+  readonly duplicateBytes: number
+  /** Streams whose peer sent a frame length above `streamFrameBytesMax`. */
+  readonly streamsBroken: number
+  readonly framesSent: number
+  readonly framesReceived: number
+  readonly smoothedRttMs: number
+  readonly rttVariationMs: number
+  /** The current retransmission timeout, backoff included. */
+  readonly retransmitTimeoutMs: number
+  readonly congestionWindowBytes: number
+  readonly bytesInFlight: number
+  readonly packetsInFlight: number
+  /** Bytes written and not yet acknowledged (at most `connectionSendBufferBytes`). */
+  readonly sendBufferedBytes: number
+  /** Bytes received and not yet taken by the application (at most `connectionReceiveWindowBytes`). */
+  readonly receiveBufferedBytes: number
+  /** Stream states held (send and receive halves). */
+  readonly streamsOpen: number
+}
+
+/** A reliable connection to one peer. */
+export interface Connection {
+  readonly peer: NodeId
+  /**
+   * Queues one frame on `stream` (an integer in [0, `streamsPerConnectionMax`)); suspends while the
+   * send buffer is full. Fails with `LinkError("FrameTooLarge")` above `streamFrameBytesMax`, and with
+   * the connection's error once it is closed. Frames of one stream go in the order `send` admits
+   * them: sequential sends keep their order; concurrent ones on one stream are ordered by admission.
+   */
+  readonly send: (stream: number, frame: Uint8Array, options?: SendOptions) => Effect.Effect<void, LinkError>
+  /** Every frame the peer sent, exactly once, in order within its stream. One consumer; ends at close. */
+  readonly frames: Stream.Stream<Frame>
+  /** Stops the connection (idempotent): pending sends fail, `frames` ends. Unacknowledged data is abandoned. */
+  readonly close: Effect.Effect<void>
+  readonly stats: Effect.Effect<Stats>
+}
+
+/** A wake-up that is never lost: `wait(seen)` returns at once if `notify` ran since `seen()`. */
+const makeSignal = () => {
+  let count = 0
+  let waiters: Array<() => void> = []
+  return {
+    seen: () => count,
+    notify: (): void => {
+      count++
+      const woken = waiters
+      waiters = []
+      for (const wake of woken) wake()
+    },
+    wait: (seen: number) =>
+      Effect.async<void>((resume) => {
+        if (count !== seen) return resume(Effect.void)
+        const wake = () => resume(Effect.void)
+        waiters.push(wake)
+        return Effect.sync(() => {
+          waiters = waiters.filter((waiter) => waiter !== wake)
+        })
+      })
+  }
+}
+
+type Signal = ReturnType<typeof makeSignal>
+
+const millis = (duration: Duration.Duration): number => Duration.toMillis(duration)
+
+const configOf = (limits: Values, data: Path, acks: Path): Config => ({
+  streamsMax: limits.streamsPerConnectionMax,
+  frameBytesMax: limits.streamFrameBytesMax,
+  streamSendBufferBytes: limits.streamSendBufferBytes,
+  connectionSendBufferBytes: limits.connectionSendBufferBytes,
+  streamWindowBytes: limits.streamReceiveWindowBytes,
+  connectionWindowBytes: limits.connectionReceiveWindowBytes,
+  reorderSegmentsMax: limits.streamReorderSegmentsMax,
+  packetsInFlightMax: limits.packetsInFlightMax,
+  ackRangesMax: limits.ackRangesMax,
+  ackDelayMaxMs: millis(limits.ackDelayMax),
+  rtoInitialMs: millis(limits.retransmitTimeoutInitial),
+  rtoMinMs: millis(limits.retransmitTimeoutMin),
+  rtoMaxMs: millis(limits.retransmitTimeoutMax),
+  dataMtuBytes: data.mtuBytes,
+  acksMtuBytes: acks.mtuBytes,
+  separateAckPath: acks !== data
+})
+
+/** Configurations that could deadlock or overflow the wire format are defects of the build. */
+const checkConfig = (config: Config, data: Path, acks: Path): string | undefined => {
+  const framed = config.frameBytesMax + 4
+  if (data.peer !== acks.peer) return "data and acks paths lead to different peers"
+  if (Math.min(config.dataMtuBytes, config.acksMtuBytes) < mtuBytesMin) return `mtuBytes below ${mtuBytesMin}`
+  if (Math.max(config.dataMtuBytes, config.acksMtuBytes) > 0xffff) return "mtuBytes above 65535"
+  if (config.streamsMax < 1 || config.streamsMax > 0x10000) return "streamsPerConnectionMax not in [1, 65536]"
+  if (config.streamWindowBytes < framed) return "streamReceiveWindowBytes below streamFrameBytesMax + 4"
+  if (config.connectionWindowBytes < config.streamWindowBytes) return "connectionReceiveWindowBytes below the stream window"
+  if (config.streamSendBufferBytes < framed) return "streamSendBufferBytes below streamFrameBytesMax + 4"
+  if (config.connectionSendBufferBytes < config.streamSendBufferBytes) return "connectionSendBufferBytes below the stream buffer"
+  if (config.dataMtuBytes <= streamHeaderBytes) return "no room for stream data"
+  return undefined
+}
+
+interface Loops {
+  readonly machine: Machine
+  readonly data: Path
+  readonly acks: Path
+  readonly senderWake: Signal
+  readonly closed: Deferred.Deferred<void>
+  readonly close: (error: LinkError) => Effect.Effect<void>
+}
+
+/** Waits for a notification, or until `delayMs` passed. */
+const waitFor = (signal: Signal, seen: number, delayMs: number): Effect.Effect<void> => {
+  if (delayMs <= 0) return Effect.yieldNow()
+  if (delayMs === Infinity) return signal.wait(seen)
+  return Effect.raceFirst(Effect.sleep(Duration.millis(delayMs)), signal.wait(seen))
+}
+
+/** The one sender loop: timers, then every packet allowed now, then sleep until the next reason to act. */
+const senderLoop = (loops: Loops): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    const clock = yield* Effect.clock
+    const { acks, data, machine, senderWake } = loops
+    while (!machine.closed) {
+      const seen = senderWake.seen()
+      const nowMs = clock.unsafeCurrentTimeMillis()
+      const outgoing = machine.poll(nowMs)
+      for (const packet of outgoing) {
+        const sent = yield* Effect.either((packet.path === 0 ? data : acks).send(packet.bytes))
+        if (sent._tag === "Left") return yield* loops.close(sent.left)
+      }
+      if (machine.closed) return
+      // A poll that sent nothing must not spin at the same instant, whatever the machine asks for.
+      const delayMs = machine.nextWakeMs(nowMs) - nowMs
+      yield* waitFor(senderWake, seen, outgoing.length === 0 ? Math.max(1, delayMs) : delayMs)
+    }
+  })
+
+/** The one receiver loop: every datagram from every inbound path, processed synchronously. */
+const receiverLoop = (loops: Loops, inbound: ReadonlyArray<Stream.Stream<Uint8Array>>): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    const clock = yield* Effect.clock
+    yield* Stream.mergeAll(inbound, { concurrency: "unbounded" }).pipe(
+      Stream.interruptWhen(Deferred.await(loops.closed)),
+      Stream.runForEachChunk((chunk) =>
+        Effect.sync(() => {
+          const nowMs = clock.unsafeCurrentTimeMillis()
+          for (const datagram of chunk) loops.machine.onDatagram(datagram, nowMs)
+          loops.senderWake.notify()
+        })
+      )
+    )
+    yield* loops.close(new LinkError({ reason: "Closed", detail: "every inbound path ended" }))
+  })
+
+const makeFrames = (machine: Machine, framesWake: Signal, senderWake: Signal): Stream.Stream<Frame> => {
+  const pull: Effect.Effect<Chunk.Chunk<Frame>, Option.Option<never>> = Effect.suspend(() => {
+    const seen = framesWake.seen()
+    const frames = machine.takeDelivered()
+    if (frames.length > 0) {
+      // Taking frames may have opened the windows: the sender has updates to send.
+      senderWake.notify()
+      return Effect.succeed(Chunk.unsafeFromArray(frames))
+    }
+    if (machine.closed) return Effect.fail(Option.none())
+    return Effect.zipRight(framesWake.wait(seen), pull)
+  })
+  return Stream.repeatEffectChunkOption(pull)
+}
+
+const makeSend = (machine: Machine, spaceWake: Signal, senderWake: Signal, config: Config) =>
+(stream: number, frame: Uint8Array, options?: SendOptions): Effect.Effect<void, LinkError> => {
+  if (!Number.isInteger(stream) || stream < 0 || stream >= config.streamsMax) {
+    return Effect.dieMessage(`Streams: stream ${stream} is not in [0, ${config.streamsMax})`)
+  }
+  if (frame.length > config.frameBytesMax) {
+    return Effect.fail(new LinkError({ reason: "FrameTooLarge", detail: `${frame.length} > ${config.frameBytesMax}` }))
+  }
+  const control = options?.priority === "control"
+  const attempt: Effect.Effect<void, LinkError> = Effect.suspend(() => {
+    if (machine.closed) return Effect.fail(machine.error ?? new LinkError({ reason: "Closed" }))
+    const seen = spaceWake.seen()
+    if (machine.write(stream, frame, control)) {
+      senderWake.notify()
+      return Effect.void
+    }
+    return Effect.zipRight(spaceWake.wait(seen), attempt)
+  })
+  return attempt
+}
+
+/**
+ * Opens a connection over the given paths for as long as the scope lives (closing the scope closes
+ * it). Bounds come from `Limits` (streams section); the controller from `CongestionControl`.
+ */
+export const make = (options: Options): Effect.Effect<Connection, never, Scope.Scope | Limits | CongestionControl> =>
+  Effect.gen(function*() {
+    const limits = yield* Limits
+    const congestion = yield* CongestionControl
+    const data = options.data
+    const acks = options.acks ?? data
+    const config = configOf(limits, data, acks)
+    const problem = checkConfig(config, data, acks)
+    if (problem !== undefined) return yield* Effect.dieMessage(`Streams.make: ${problem}`)
+    const senderWake = makeSignal()
+    const spaceWake = makeSignal()
+    const framesWake = makeSignal()
+    const machine = new Machine(config, congestion.make(data.mtuBytes), {
+      onSpace: spaceWake.notify,
+      onFrames: framesWake.notify
+    })
+    const closed = yield* Deferred.make<void>()
+    const close = (error: LinkError) =>
+      Effect.suspend(() => {
+        if (machine.closed) return Effect.void
+        machine.close(error)
+        senderWake.notify()
+        spaceWake.notify()
+        framesWake.notify()
+        return Deferred.succeed(closed, undefined)
+      })
+    const loops: Loops = { machine, data, acks, senderWake, closed, close }
+    const inbound = options.inbound ?? (acks === data ? [data.datagrams] : [data.datagrams, acks.datagrams])
+    const sender = yield* Effect.forkScoped(senderLoop(loops))
+    const receiver = yield* Effect.forkScoped(receiverLoop(loops, inbound))
+    const closeAll = Effect.zipRight(
+      close(new LinkError({ reason: "Closed", detail: "connection closed" })),
+      Effect.zipRight(Fiber.interrupt(sender), Fiber.interrupt(receiver))
+    )
+    yield* Effect.addFinalizer(() => closeAll)
+    return {
+      peer: data.peer,
+      send: makeSend(machine, spaceWake, senderWake, config),
+      frames: makeFrames(machine, framesWake, senderWake),
+      close: closeAll,
+      stats: Effect.sync(() => machine.stats())
+    } satisfies Connection
+  })
