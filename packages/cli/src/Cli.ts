@@ -9,15 +9,16 @@ import * as Call from "./Call.js"
 import { describe } from "./CliError.js"
 import * as Dev from "./Dev.js"
 import * as Keygen from "./Keygen.js"
+import * as NodeRun from "./NodeRun.js"
 import * as Status from "./Status.js"
 
 /** The CLI's version, shown by `--version`. */
 export const version = "0.1.0"
 
-/** `weft node …`: a node's identity, and a running node's status and services. */
+/** `weft node …`: a node's identity, running a node, and a running node's status and services. */
 export const node = Command.make("node").pipe(
-  Command.withDescription("Work with a node: create its identity, read a running node's status, call its services."),
-  Command.withSubcommands([Keygen.command, Status.command, Call.command])
+  Command.withDescription("Work with a node: create its identity, run it, read a running node's status, call its services."),
+  Command.withSubcommands([Keygen.command, NodeRun.command, Status.command, Call.command])
 )
 
 /** The root command. */
@@ -29,19 +30,15 @@ export const weft = Command.make("weft").pipe(
 /** Parses `argv` (as `process.argv`) and runs the command it names. */
 export const cli = Command.run(weft, { name: "weft", version })
 
-const setExitCode = Effect.sync(() => {
-  process.exitCode = 1
-})
-
 // @effect/cli has already printed why the invocation was invalid; anything else is said here, once.
-const report = <E>(cause: Cause.Cause<E>): Effect.Effect<void> => {
+const report = <E>(cause: Cause.Cause<E>): Effect.Effect<number> => {
   if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
   const failure = Option.orElse(Cause.failureOption(cause), () => Cause.dieOption(cause))
   const shown = Option.match(failure, {
     onNone: () => Console.error(`weft: ${describe(Cause.pretty(cause))}`),
     onSome: (error) => (ValidationError.isValidationError(error) ? Effect.void : Console.error(`weft: ${describe(error)}`))
   })
-  return Effect.zipRight(shown, setExitCode)
+  return Effect.as(shown, 1)
 }
 
 // @effect/cli prints a bad invocation's message through Console.error as a help document; a one-paragraph
@@ -54,8 +51,19 @@ const oneLineErrors = (console: Console.Console): Console.Console => ({
   }
 })
 
-/** Runs the CLI on `argv`, reporting any failure as one line and setting a non-zero exit status. */
-export const main = (argv: ReadonlyArray<string>) =>
+/**
+ * Runs the CLI on `argv` and succeeds with its exit status: 0, or 1 once the failure has been
+ * reported as one line. Interruption (Ctrl-C) is passed on, for the runtime to end with status 0.
+ */
+export const exitStatus = (argv: ReadonlyArray<string>) =>
   Console.consoleWith((console) => Effect.withConsole(cli(argv), oneLineErrors(console))).pipe(
+    Effect.as(0),
     Effect.catchAllCause(report)
   )
+
+/** Runs the CLI on `argv`, reporting any failure as one line and setting a non-zero exit status. */
+export const main = (argv: ReadonlyArray<string>) =>
+  Effect.flatMap(exitStatus(argv), (status) =>
+    Effect.sync(() => {
+      if (status !== 0) process.exitCode = status
+    }))

@@ -1,7 +1,8 @@
 /**
- * `weft dev`: a local network of N nodes in this process, connected to each other, printing a status
- * line every second until Ctrl-C or until `--for` has elapsed. It closes everything on the way out
- * (nodes, control sockets, and the temp data directory it made), so it exits 0 and leaves nothing.
+ * `weft dev`: a local network of N nodes, each its own `weft node run` process over UDP, connected to
+ * each other, printing a status line every second until Ctrl-C or until `--for` has elapsed. A node
+ * process that dies is reported and the others run on. On the way out it stops every node process
+ * (SIGTERM, then SIGKILL) and removes the temp data directory it made, so it exits 0 and leaves nothing.
  */
 import { Command, HelpDoc, Options, ValidationError } from "@effect/cli"
 import { Cause, Clock, Duration, Effect, Either, Exit, Option } from "effect"
@@ -35,11 +36,11 @@ const duration = Options.text("for").pipe(
 )
 
 const data = Options.directory("data").pipe(
-  Options.withDescription("Data directory; node i uses <data>/node-<i>. Default: a fresh temp directory, removed on exit."),
+  Options.withDescription("Data directory; node i uses <data>/node-<i> (and its node.json, if any; its log goes to node.log there). Default: a fresh temp directory, removed on exit."),
   Options.optional
 )
 
-const json = Options.boolean("json").pipe(Options.withDescription("Print one JSON object per line (node, status, stopped); logs go to stderr."))
+const json = Options.boolean("json").pipe(Options.withDescription("Print one JSON object per line (node, status, exited, stopped); logs go to stderr."))
 
 // A fresh directory under the system temp dir, kept short because unix socket paths must be < 108 bytes.
 const tempDataDir = Effect.acquireRelease(
@@ -65,14 +66,42 @@ const ticks = (nodes: ReadonlyArray<DevNetwork.DevNode>, report: DevReport.Repor
       const statuses = yield* DevNetwork.sample(nodes)
       const nowMs = yield* Clock.currentTimeMillis
       const elapsed = Math.max(nowMs - previousMs, 1) / 1000
-      const samples = statuses.map((status, i) => ({
-        status,
-        messagesPerSecond: (status.messages.sent - (previous[i]?.messages.sent ?? 0)) / elapsed
-      }))
+      const samples = statuses.map((status, i) =>
+        status === undefined
+          ? undefined
+          : { status, messagesPerSecond: (status.messages.sent - (previous[i]?.messages.sent ?? status.messages.sent)) / elapsed }
+      )
       yield* report.tick(samples, (nowMs - startMs) / 1000)
       previous = statuses
       previousMs = nowMs
     }
+  })
+
+// Set once this process is told to stop. Ctrl-C reaches the node processes too (they share the
+// terminal's process group) and they stop on it: their exits are then expected, not reported.
+const stopSignals = Effect.acquireRelease(
+  Effect.sync(() => {
+    const flag = { stopping: false }
+    const onSignal = () => {
+      flag.stopping = true
+    }
+    process.on("SIGINT", onSignal).on("SIGTERM", onSignal)
+    return { flag, onSignal }
+  }),
+  ({ onSignal }) => Effect.sync(() => process.off("SIGINT", onSignal).off("SIGTERM", onSignal))
+).pipe(Effect.map(({ flag }) => flag))
+
+// Reports every node process that ends while the network runs; the network runs on without it.
+const watchExits = (nodes: ReadonlyArray<DevNetwork.DevNode>, report: DevReport.Report, startMs: number) =>
+  Effect.gen(function*() {
+    const signals = yield* stopSignals
+    yield* Effect.forEach(nodes, (node) =>
+      Effect.flatMap(node.exited, (exit) =>
+        signals.stopping
+          ? Effect.void
+          : Effect.flatMap(secondsSince(startMs), (t) =>
+            report.exited({ index: node.index, id: node.id, pid: node.pid, code: exit.code, signal: exit.signal }, t))
+      ), { concurrency: "unbounded", discard: true })
   })
 
 interface DevOptions {
@@ -85,9 +114,11 @@ interface DevOptions {
 const network = (options: DevOptions, startMs: number) =>
   Effect.gen(function*() {
     const dataDir = yield* dataDirectory(options.data)
-    const nodes = yield* DevNetwork.start({ nodes: options.nodes, dataDir })
+    const nodes = yield* DevNetwork.start({ nodes: options.nodes, dataDir, keepLogs: Option.isSome(options.data) })
     const initial = yield* DevNetwork.sample(nodes)
-    yield* options.report.started(dataDir, initial.map((status) => ({ status, messagesPerSecond: 0 })), yield* secondsSince(startMs))
+    const samples = initial.map((status, i) => ({ status: status ?? DevNetwork.initialStatus(nodes[i]!), messagesPerSecond: 0 }))
+    yield* options.report.started(dataDir, samples, yield* secondsSince(startMs))
+    yield* Effect.forkScoped(watchExits(nodes, options.report, startMs))
     yield* Effect.forkScoped(DevNetwork.connectAll(nodes))
     const run = ticks(nodes, options.report, startMs)
     yield* Option.match(options.duration, { onNone: () => run, onSome: (d) => Effect.timeoutOption(run, d) })
@@ -110,4 +141,4 @@ export const run = (options: DevOptions) =>
 /** The `dev` command. */
 export const command = Command.make("dev", { nodes, duration, data, json }, ({ data, duration, json, nodes }) =>
   run({ nodes, duration, data, report: json ? DevReport.json : DevReport.human })
-).pipe(Command.withDescription("Run a local network of N connected nodes in this process, with a status line every second."))
+).pipe(Command.withDescription("Run a local network of N connected nodes, one process each over UDP, with a status line every second."))

@@ -9,7 +9,21 @@ import { main } from "./Cli.js"
 
 const logToStderr = Logger.replace(Logger.defaultLogger, Logger.prettyLogger({ stderr: true }))
 
-main(process.argv).pipe(
+// The runtime stops the command on the first SIGINT or SIGTERM and then stops listening. Under
+// `npm run`/`npm start` one Ctrl-C arrives twice (the terminal and npm both signal tsx, which relays),
+// and tsx ends a process that has no listener left at once, before its finalizers have stopped node
+// processes and removed sockets. This listener stays until the command has finished.
+const ignoreRepeatedSignals = Effect.acquireRelease(
+  Effect.sync(() => {
+    const ignore = () => {}
+    process.on("SIGINT", ignore).on("SIGTERM", ignore)
+    return ignore
+  }),
+  (ignore) => Effect.sync(() => process.off("SIGINT", ignore).off("SIGTERM", ignore))
+)
+
+Effect.zipRight(ignoreRepeatedSignals, main(process.argv)).pipe(
+  Effect.scoped,
   Effect.provide(NodeContext.layer),
   Effect.provide(logToStderr),
   NodeRuntime.runMain({ disableErrorReporting: true, disablePrettyLogger: true })

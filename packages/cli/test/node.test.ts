@@ -1,93 +1,131 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Queue } from "effect"
+import { Effect } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import * as Weft from "./weft.js"
 
 interface Line {
   readonly event: string
+  readonly t: number
+  readonly index?: number
   readonly id: string
+  readonly pid: number
   readonly control: string
   readonly peers: ReadonlyArray<string>
+  readonly code?: number | null
+  readonly signal?: string | null
   readonly reason?: string
+  readonly nodes?: number
 }
 
-// Reads `weft dev --json` lines until both nodes report a peer; returns the two nodes' lines.
-const awaitConnected = (running: Weft.Running) =>
+const decode = (line: string) => JSON.parse(line) as Line
+
+// Reads `weft dev --json` lines until every node has reported all the others as peers.
+const awaitConnected = (running: Weft.Running, nodes: number) =>
   Effect.gen(function*() {
-    const latest = new Map<string, Line>()
-    while (true) {
-      const line = JSON.parse(yield* Queue.take(running.lines)) as Line
-      latest.set(line.id, line)
-      const nodes = [...latest.values()]
-      if (line.event === "status" && nodes.length === 2 && nodes.every((node) => node.peers.length === 1)) return nodes
-    }
-  }).pipe(Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => new Error("the dev nodes did not connect") }))
+    const started = yield* Weft.takeUntil(running, decode, (_, seen) => seen.length === nodes, "60 seconds")
+    assert.deepStrictEqual(started.map((line) => line.event), Array(nodes).fill("node"))
+    const connected = new Set<string>()
+    yield* Weft.takeUntil(running, decode, (line) => {
+      if (line.event === "status" && line.peers.length === nodes - 1) connected.add(line.id)
+      return connected.size === nodes
+    }, "30 seconds")
+    return started
+  })
 
-describe("weft node status / call against a running `weft dev`", () => {
-  // --for is only a safety net (the test stops it with SIGINT); it is long because the process spawns
-  // below take a few seconds each when the other test files run alongside.
-  it.scopedLive("reports status, calls DevPing locally and on a peer, and Ctrl-C stops the network cleanly", () =>
-    Effect.gen(function*() {
-      const running = yield* Weft.start(["dev", "--nodes", "2", "--for", "90s", "--json"])
-      const [a, b] = yield* awaitConnected(running)
-      const node = a!
-      const peer = b!
-
-      const statusJson = yield* Weft.run(["node", "status", "--node", node.control, "--json"])
-      assert.strictEqual(statusJson.code, 0, statusJson.stderr)
-      assert.lengthOf(Weft.linesOf(statusJson.stdout), 1)
-      const status = JSON.parse(statusJson.stdout)
-      assert.strictEqual(status.id, node.id)
-      assert.strictEqual(status.pid, running.child.pid)
-      assert.strictEqual(status.control, node.control)
-      assert.deepStrictEqual(status.peers.map((p: { id: string }) => p.id), [peer.id])
-      assert.deepStrictEqual(status.services, [{ name: "DevPing", methods: ["Ping"] }])
-      assert.isAbove(status.messages.sent, 0)
-
+// `weft node status` and `weft node call` against a dev node, as a user would try them.
+const statusAndCalls = (node: Line, peer: Line, devPid: number) =>
+  Effect.gen(function*() {
+    const call = (...args: ReadonlyArray<string>) => Weft.run(["node", "call", "--node", node.control, ...args])
+    const [statusJson, statusText, local, remote] = yield* Effect.all([
+      Weft.run(["node", "status", "--node", node.control, "--json"]),
       // A data directory works as well as the socket path.
-      const statusText = yield* Weft.run(["node", "status", "--node", Path.dirname(node.control)])
-      assert.strictEqual(statusText.code, 0, statusText.stderr)
-      assert.match(statusText.stdout, new RegExp(`^node +${node.id}$`, "m"))
-      assert.match(statusText.stdout, new RegExp(`^  ${peer.id} `, "m"))
-      assert.match(statusText.stdout, /^ {2}DevPing: Ping$/m)
+      Weft.run(["node", "status", "--node", Path.dirname(node.control)]),
+      call("DevPing", "Ping", "{\"from\":\"test\"}"),
+      call("--peer", peer.id, "DevPing", "Ping", "{\"from\":\"test\"}")
+    ], { concurrency: 2 })
 
-      const local = yield* Weft.run(["node", "call", "--node", node.control, "DevPing", "Ping", "{\"from\":\"test\"}"])
-      assert.strictEqual(local.code, 0, local.stderr)
-      const localReply = JSON.parse(local.stdout)
-      assert.strictEqual(localReply.from, node.id)
-      assert.isNumber(localReply.at)
+    assert.strictEqual(statusJson.code, 0, statusJson.stderr)
+    assert.lengthOf(Weft.linesOf(statusJson.stdout), 1)
+    const status = JSON.parse(statusJson.stdout)
+    assert.strictEqual(status.id, node.id)
+    // The node runs in a process of its own.
+    assert.strictEqual(status.pid, node.pid)
+    assert.notStrictEqual(status.pid, devPid)
+    assert.strictEqual(status.control, node.control)
+    assert.include(status.peers.map((p: { id: string }) => p.id), peer.id)
+    assert.deepStrictEqual(status.services, [{ name: "DevPing", methods: ["Ping"] }])
+    assert.isAbove(status.messages.sent, 0)
 
-      const remote = yield* Weft.run(["node", "call", "--node", node.control, "--peer", peer.id, "DevPing", "Ping", "{\"from\":\"test\"}"])
-      assert.strictEqual(remote.code, 0, remote.stderr)
-      assert.strictEqual(JSON.parse(remote.stdout).from, peer.id)
+    assert.strictEqual(statusText.code, 0, statusText.stderr)
+    assert.match(statusText.stdout, new RegExp(`^node +${node.id}$`, "m"))
+    assert.match(statusText.stdout, new RegExp(`^  ${peer.id} `, "m"))
+    assert.match(statusText.stdout, /^ {2}DevPing: Ping$/m)
 
-      // Failures: one line on stderr, nothing on stdout, non-zero exit.
-      const failures = yield* Effect.all([
-        Weft.run(["node", "call", "--node", node.control, "DevPing", "Pong", "{}"]),
-        Weft.run(["node", "call", "--node", node.control, "Nope", "Ping", "{}"]),
-        Weft.run(["node", "call", "--node", node.control, "DevPing", "Ping", "{\"frm\":1}"]),
-        Weft.run(["node", "call", "--node", node.control, "DevPing", "Ping", "{from"]),
-        Weft.run(["node", "call", "--node", node.control, "--peer", "not-an-id", "DevPing", "Ping", "{}"])
-      ], { concurrency: "unbounded" })
-      for (const failure of failures) {
-        assert.notStrictEqual(failure.code, 0)
-        assert.strictEqual(failure.stdout, "")
-        assert.lengthOf(Weft.linesOf(failure.stderr), 1, failure.stderr)
-        assert.match(failure.stderr, /^weft: /)
-      }
-      assert.include(failures[0]!.stderr, "Pong")
-      assert.include(failures[1]!.stderr, "Nope")
-      assert.include(failures[2]!.stderr, "DevPing.Ping failed")
-      assert.include(failures[3]!.stderr, "not JSON")
-      assert.include(failures[4]!.stderr, "--peer")
+    assert.strictEqual(local.code, 0, local.stderr)
+    const localReply = JSON.parse(local.stdout)
+    assert.strictEqual(localReply.from, node.id)
+    assert.isNumber(localReply.at)
+    assert.strictEqual(remote.code, 0, remote.stderr)
+    assert.strictEqual(JSON.parse(remote.stdout).from, peer.id)
+
+    // Failures the node reports: one line on stderr, nothing on stdout, non-zero exit. These run the
+    // command in this process (`bad invocations` checks the executable prints such lines alike).
+    const callHere = (...args: ReadonlyArray<string>) => Weft.runHere(["node", "call", "--node", node.control, ...args])
+    const failures = yield* Effect.all([
+      callHere("DevPing", "Pong", "{}"),
+      callHere("Nope", "Ping", "{}"),
+      callHere("DevPing", "Ping", "{\"frm\":1}")
+    ])
+    for (const failure of failures) {
+      assert.notStrictEqual(failure.code, 0)
+      assert.strictEqual(failure.stdout, "")
+      assert.lengthOf(Weft.linesOf(failure.stderr), 1, failure.stderr)
+      assert.match(failure.stderr, /^weft: /)
+    }
+    assert.include(failures[0]!.stderr, "Pong")
+    assert.include(failures[1]!.stderr, "Nope")
+    assert.include(failures[2]!.stderr, "DevPing.Ping failed")
+  })
+
+// Kills node 2 and checks that weft dev reports it once and samples the two others, still peers.
+const killOne = (running: Weft.Running, nodes: ReadonlyArray<Line>) =>
+  Effect.gen(function*() {
+    const victim = nodes[2]!
+    process.kill(victim.pid, "SIGKILL")
+    const exited = (yield* Weft.takeUntil(running, decode, (line) => line.event === "exited", "10 seconds")).at(-1)!
+    assert.deepInclude(exited, { event: "exited", index: 2, id: victim.id, pid: victim.pid, code: null, signal: "SIGKILL" })
+
+    // A tick sampled just before the death may print after the exited line: only later ticks count.
+    const laterTick = (line: Line) => line.event === "status" && line.t > exited.t
+    const after = (yield* Weft.takeUntil(running, decode, (_, seen) => seen.filter(laterTick).length >= 6, "15 seconds")).filter(laterTick)
+    assert.isEmpty(after.filter((line) => line.id === victim.id))
+    for (const [self, other] of [[nodes[0]!, nodes[1]!], [nodes[1]!, nodes[0]!]] as const) {
+      const lines = after.filter((line) => line.id === self.id)
+      assert.isAtLeast(lines.length, 2)
+      for (const line of lines) assert.include(line.peers, other.id)
+      assert.isTrue(Weft.isAlive(self.pid))
+    }
+  })
+
+describe("a running `weft dev`", () => {
+  // --for is only a safety net: the test stops dev with SIGINT.
+  it.scopedLive("answers weft node status / call, survives a node process dying, and stops cleanly on SIGINT", () =>
+    Effect.gen(function*() {
+      const running = yield* Weft.start(["dev", "--nodes", "3", "--for", "120s", "--json"])
+      const nodes = yield* awaitConnected(running, 3)
+      yield* statusAndCalls(nodes[0]!, nodes[1]!, running.child.pid!)
+      yield* killOne(running, nodes)
 
       running.child.kill("SIGINT")
-      const result = yield* running.exit.pipe(Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error("no exit after SIGINT") }))
+      const result = yield* running.exit.pipe(Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => new Error("no exit after SIGINT") }))
       assert.strictEqual(result.code, 0, result.stderr)
-      const last = JSON.parse(Weft.linesOf(result.stdout).at(-1)!) as Line
-      assert.strictEqual(last.event, "stopped")
-      assert.strictEqual(last.reason, "interrupted")
-      assert.isFalse(Fs.existsSync(node.control))
-    }), 120_000)
+      const lines = Weft.linesOf(result.stdout).map(decode)
+      assert.lengthOf(lines.filter((line) => line.event === "exited"), 1)
+      assert.deepInclude(lines.at(-1)!, { event: "stopped", reason: "interrupted", nodes: 3 })
+      for (const node of nodes) {
+        assert.isFalse(Weft.isAlive(node.pid), `node process ${node.pid} outlived weft dev`)
+        assert.isFalse(Fs.existsSync(node.control))
+      }
+    }), 180_000)
 })
