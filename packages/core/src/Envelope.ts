@@ -17,13 +17,14 @@
  * ```
  *
  * Untrusted frames are decoded once, at the edge, by `decoder(limits)`: size first, then msgpack
- * structure (`Codec`), then the schema below. Anything else is a `CodecError`, never a throw.
+ * structure (`Codec`), then the checks of `schema(limits)`. Anything else is a `CodecError`, never a throw.
+ * `schema` is the definition; `fromWire` is its hand-written twin on the hot path (a Schema decode of
+ * the tuple cost more than msgpack itself), and a property test holds the two to the same verdicts.
  */
-import type { Either } from "effect"
-import { Schema } from "effect"
+import { Either, Schema } from "effect"
 import * as Codec from "./Codec.js"
 import type { Values } from "./Limits.js"
-import type { CodecError } from "./WeftError.js"
+import { CodecError } from "./WeftError.js"
 
 /** The envelope format version this code reads and writes. */
 export const version = 1
@@ -111,12 +112,52 @@ export const schema = (limits: EnvelopeLimits) => {
   })
 }
 
+const isIndex = (value: unknown, max: number): value is number =>
+  typeof value === "number" && Number.isSafeInteger(value) && value >= 0 && value <= max
+
+const schemaFailure = (detail: string): Either.Either<never, CodecError> =>
+  Either.left(new CodecError({ reason: "Schema", detail }))
+
+/** The first rule of `schema` that `wire` (a decoded 8-item array) breaks, or undefined. */
+const problemOf = (limits: EnvelopeLimits, wire: ReadonlyArray<unknown>): string | undefined => {
+  const kind = wire[1], stream = wire[2], seq = wire[3], tag = wire[4], corr = wire[5], to = wire[6]
+  if (wire[0] !== version) return `version must be ${version}`
+  if (!isIndex(kind, Kind.ask)) return "unknown kind"
+  if (!isIndex(stream, u32Max)) return "stream must be an integer in 0..2^32-1"
+  if (!isIndex(seq, Number.MAX_SAFE_INTEGER)) return "seq must be a non-negative safe integer"
+  if (typeof tag !== "string" || tag.length > limits.tagCharsMax) return `tag must be a string of at most ${limits.tagCharsMax} characters`
+  if (corr !== null && !isIndex(corr, Number.MAX_SAFE_INTEGER)) return "corr must be nil or a non-negative safe integer"
+  if (to !== null && (typeof to !== "string" || to.length < 1 || to.length > limits.actorPathCharsMax || to.startsWith("/"))) {
+    return `to must be nil or an actor path of 1..${limits.actorPathCharsMax} characters not starting with /`
+  }
+  return fieldsFitKind(kind, corr, to) ? undefined : `fields do not fit kind ${kind}`
+}
+
+/**
+ * Checks a decoded msgpack value against `schema(limits)` without running the Schema: the same
+ * verdicts and the same decoded envelope, a `CodecError("Schema")` for a mismatch (with a shorter detail).
+ */
+export const fromWire = (limits: EnvelopeLimits) => (value: unknown): Either.Either<Envelope, CodecError> => {
+  if (!Array.isArray(value) || value.length !== 8) return schemaFailure("an envelope is an array of 8 items")
+  const problem = problemOf(limits, value)
+  if (problem !== undefined) return schemaFailure(problem)
+  return Either.right({
+    kind: value[1], stream: value[2], seq: value[3], tag: value[4], corr: value[5] ?? undefined, to: value[6] ?? undefined, body: value[7]
+  })
+}
+
 /**
  * The edge decoder: untrusted frame bytes to an envelope, or a CodecError (TooLarge past
  * `envelopeBytesMax`, Malformed, Schema). Never throws.
  */
-export const decoder = (limits: EnvelopeLimits & Pick<Values, "envelopeBytesMax">): (bytes: Uint8Array) => Either.Either<Envelope, CodecError> =>
-  Codec.decodeWith(schema(limits), limits.envelopeBytesMax)
+export const decoder = (limits: EnvelopeLimits & Pick<Values, "envelopeBytesMax">): (bytes: Uint8Array) => Either.Either<Envelope, CodecError> => {
+  const check = fromWire(limits)
+  const maxBytes = limits.envelopeBytesMax
+  return (bytes) => {
+    const value = Codec.decode(bytes, maxBytes)
+    return Either.isLeft(value) ? Either.left(value.left) : check(value.right)
+  }
+}
 
 /**
  * Encodes an envelope to its wire array. Throws only for a body msgpack cannot hold (a symbol, a bigint

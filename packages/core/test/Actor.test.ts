@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Cause, Context, Deferred, Effect, Either, Exit, FastCheck, Fiber, Layer, Option, Schema, Scope, TestClock } from "effect"
 import * as Actor from "../src/Actor.js"
 import * as Identity from "../src/Identity.js"
+import * as ActorCell from "../src/internal/actorCell.js"
 import { Limits, defaults, layer as limitsLayer } from "../src/Limits.js"
 import * as LinkPlain from "../src/LinkPlain.js"
 import type { Values } from "../src/Limits.js"
@@ -477,6 +478,69 @@ describe("Actor", () => {
         assert.strictEqual(yield* Fiber.join(queued), "ActorError:Stopped")
         assert.strictEqual((yield* healthy.stats).state, "stopped")
         assert.deepStrictEqual(yield* registry.paths, [])
+      }))
+
+    it.scoped("one wake-up handles every waiting letter, in order, each counted once", () =>
+      Effect.gen(function*() {
+        const { registry } = yield* makeNode(makeNet(), 1)
+        const gate = yield* Deferred.make<void>()
+        const seen: Array<number> = []
+        const actor = yield* registry.spawn("recorder", {
+          ...counter({ gate, mailbox: { capacity: 256, overflow: "reject" } }),
+          receive: (state: number, message: Command) =>
+            message.op === "wait"
+              ? Effect.as(Deferred.await(gate), [state, state] as const)
+              : Effect.sync(() => {
+                seen.push(message.n)
+                return [state + message.n, state + message.n] as const
+              })
+        })
+        yield* actor.tell(wait)
+        yield* busy(actor)
+        for (let n = 1; n <= 200; n++) yield* actor.tell(add(n))
+        const total = yield* Effect.fork(actor.ask(get))
+        yield* until(Effect.map(actor.stats, (stats) => stats.mailboxSize === 201))
+        yield* Deferred.succeed(gate, undefined)
+        assert.strictEqual(yield* Fiber.join(total), 20_100)
+        assert.deepStrictEqual(seen.slice(0, 200), Array.from({ length: 200 }, (_, i) => i + 1))
+        assert.deepInclude(yield* actor.stats, { received: 202, processed: 202, mailboxSize: 0 })
+      }))
+
+    it.effect("an interruption pending between letters takes no further letter: the rest are answered Stopped, uncounted", () =>
+      Effect.gen(function*() {
+        const cell = ActorCell.make(counter(), { address: { node: nodeId(1), path: "cell" }, state: 0, limits: defaults, onStop: Effect.void })
+        const run = yield* Effect.fork(cell.run)
+        const gate = yield* Deferred.make<void>()
+        const answers: Array<string> = []
+        const record: ActorCell.Replier<number> = (result) =>
+          Effect.sync(() => answers.push(Exit.isSuccess(result) ? `ok:${result.value}` : `${Cause.squash(result.cause)}`))
+        // The first letter's reply runs in the loop's uninterruptible part and holds it there.
+        yield* cell.enqueue({ message: add(1), sender: nodeId(2), reply: (result) => Effect.zipRight(Deferred.await(gate), record(result)) })
+        yield* until(Effect.map(cell.stats, (stats) => stats.processed === 1))
+        for (const n of [2, 3, 4]) yield* cell.enqueue({ message: add(n), sender: nodeId(2), reply: record })
+        const interrupting = yield* Effect.fork(Fiber.interrupt(run))
+        yield* until(Effect.map(Fiber.status(interrupting), (status) => status._tag === "Suspended"))
+        yield* Deferred.succeed(gate, undefined)
+        yield* Fiber.join(interrupting)
+        assert.strictEqual(answers[0], "ok:1")
+        assert.deepStrictEqual(answers.slice(1).map((answer) => answer.includes("Stopped")), [true, true, true])
+        assert.deepInclude(yield* cell.stats, { received: 4, processed: 1, mailboxSize: 0, state: "stopped" })
+      }))
+
+    it.effect("an interruption during receive answers that letter and every queued ask with Stopped", () =>
+      Effect.gen(function*() {
+        const { registry } = yield* makeNode(makeNet(), 1)
+        const scope = yield* Scope.make()
+        const actor = yield* registry.spawn("sleepy", counter()).pipe(Scope.extend(scope))
+        yield* actor.tell(add(1))
+        const inFlight = yield* Effect.fork(actorError(actor.ask(wait)))
+        yield* until(Effect.map(actor.stats, (stats) => stats.processed === 2))
+        const queued = yield* Effect.forEach([get, add(2), get], (message) => Effect.fork(actorError(actor.ask(message))))
+        yield* until(Effect.map(actor.stats, (stats) => stats.mailboxSize === 3))
+        yield* Scope.close(scope, Exit.void)
+        assert.strictEqual(yield* Fiber.join(inFlight), "ActorError:Stopped")
+        for (const fiber of queued) assert.strictEqual(yield* Fiber.join(fiber), "ActorError:Stopped")
+        assert.deepInclude(yield* actor.stats, { received: 5, processed: 2, state: "stopped" })
       }))
 
     it.scoped("stop on the handle stops the actor and detaches it", () =>

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Chunk, Deferred, Effect, Fiber, Mailbox, Schema, Stream, TestClock } from "effect"
+import { Chunk, Deferred, Duration, Effect, Fiber, Mailbox, Schema, Stream, TestClock } from "effect"
 import type { Scope } from "effect"
 import * as Codec from "../src/Codec.js"
 import * as Envelope from "../src/Envelope.js"
@@ -80,6 +80,7 @@ const makeFakeLinkNetwork = (count: number, options: FakeNetworkOptions = {}) =>
           remote: addresses[remote]!,
           initiator,
           frameBytesMax: Limits.defaults.frameBytesMax,
+          mtuBytes: Limits.defaults.frameBytesMax,
           send: (frame) =>
             Effect.suspend(() => {
               if (!end.open || end.other === undefined) return Effect.fail(new LinkError({ reason: "Closed" }))
@@ -366,6 +367,40 @@ describe("Messages", () => {
         const short = yield* Effect.fork(a.call(network.ids[1]!, "never", null, { timeout: "5 millis" }))
         yield* TestClock.adjust("5 millis")
         assert.strictEqual((yield* Effect.flip(Fiber.join(short))).reason, "Timeout")
+        assert.strictEqual((yield* a.stats).callsInFlight, 0)
+      }))
+
+    it.scoped("many concurrent calls, asks and reply streams with different timeouts each fail at their own deadline (TestClock)", () =>
+      Effect.gen(function*() {
+        const { network, nodes } = yield* setup(2)
+        const [a, b] = [nodes[0]!, nodes[1]!]
+        const peer = network.ids[1]!
+        yield* b.handle("never", { body: Schema.Unknown }, () => Effect.never)
+        yield* b.handleStream("slow", { body: Schema.Unknown }, () => Stream.concat(Stream.make(1), Stream.never))
+        yield* b.attach("silent", () => Effect.void)
+        // Seconds, in an order that keeps setting deadlines earlier than the one being slept on; some repeat.
+        const timeouts = [30, 7, 19, 3, 25, 1, 12, 5, 28, 2, 16, 9, 22, 4, 11, 6, 14, 8, 20, 10, 3, 13, 1, 26, 17, 7]
+        const requests = timeouts.map((seconds, index) => {
+          const options = { timeout: Duration.seconds(seconds) }
+          switch (index % 3) {
+            case 0:
+              return a.call(peer, "never", index, options)
+            case 1:
+              return a.ask(peer, "silent", index, options)
+            default:
+              return Stream.runDrain(a.callStream(peer, "slow", index, options))
+          }
+        })
+        const fibers = yield* Effect.forEach(requests, (request) => Effect.fork(Effect.flip(request)))
+        yield* eventually(Effect.map(a.stats, (stats) => stats.callsInFlight === timeouts.length), "all in flight")
+        const done = () => fibers.map((fiber) => fiber.unsafePoll() !== null)
+        for (let second = 1; second <= 30; second++) {
+          yield* TestClock.adjust("1 second")
+          const expected = timeouts.map((timeout) => timeout <= second)
+          yield* eventually(Effect.sync(() => done().filter(Boolean).length === expected.filter(Boolean).length), `the calls due at ${second} s`)
+          assert.deepStrictEqual(done(), expected, `after ${second} s`)
+        }
+        for (const fiber of fibers) assert.strictEqual((yield* Fiber.join(fiber)).reason, "Timeout")
         assert.strictEqual((yield* a.stats).callsInFlight, 0)
       }))
 

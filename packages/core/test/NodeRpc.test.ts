@@ -2,7 +2,7 @@ import { Rpc, RpcClient, RpcGroup } from "@effect/rpc"
 import { RpcClientError } from "@effect/rpc/RpcClientError"
 import { assert, describe, it } from "@effect/vitest"
 import type { Context } from "effect"
-import { Cause, Chunk, Effect, Either, Exit, Fiber, Layer, Mailbox, Schema, Scope, Stream, TestClock } from "effect"
+import { Cause, Chunk, Duration, Effect, Either, Exit, Fiber, Layer, Mailbox, Schema, Scope, Stream, TestClock } from "effect"
 import { Packr } from "msgpackr"
 import type { Channel } from "../src/Channel.js"
 import * as Limits from "../src/Limits.js"
@@ -388,6 +388,42 @@ describe("NodeRpc", () => {
 
       net.drop = () => false
       assert.strictEqual(yield* remote.Echo({ text: "found" }), "found")
+    }))
+
+  it.scoped("many concurrent calls on clients with different timeouts each fail at their own deadline, and are interrupted on the server", () =>
+    Effect.gen(function*() {
+      const net = new FakeNet()
+      const probe = newProbe()
+      yield* startNode(net, B, echoLive(probe))
+      const a = yield* startNode(net, A, Layer.empty)
+      const seconds = [5, 1, 3, 2]
+      const clients = yield* Effect.forEach(seconds, (timeout) => NodeRpc.client(Echo, B, { timeout: Duration.seconds(timeout) }).pipe(Effect.provide(a)))
+      const calls: Array<{ readonly due: number; readonly timeout: number; readonly fiber: Fiber.RuntimeFiber<RpcClientError, void> }> = []
+      const start = (startedAt: number) =>
+        Effect.forEach(clients, (client, index) =>
+          Effect.forEach(Array.from({ length: 4 }), () =>
+            Effect.map(Effect.fork(Effect.flip(client.Hang())), (fiber) => {
+              calls.push({ due: startedAt + seconds[index]!, timeout: seconds[index]!, fiber })
+            })), { discard: true })
+      yield* start(0)
+      yield* settle
+      const done = () => calls.map((call) => call.fiber.unsafePoll() !== null)
+      for (let second = 1; second <= 8; second++) {
+        yield* TestClock.adjust("1 second")
+        // Calls made later fall due later, on the same clients.
+        if (second === 2) yield* start(2)
+        const expected = calls.map((call) => call.due <= second)
+        yield* eventually(Effect.sync(() => done().filter(Boolean).length === expected.filter(Boolean).length), `the calls due at ${second} s`)
+        assert.deepStrictEqual(done(), expected, `after ${second} s`)
+      }
+      for (const call of calls) {
+        const error = yield* Fiber.join(call.fiber)
+        assert.isTrue(isClientError(error))
+        assert.strictEqual((error as RpcClientError).message, `no reply from node ${NodeIdModule.short(B)} to Hang within ${call.timeout}s`)
+      }
+      // Each late call was interrupted, which tells the server: every handler was interrupted.
+      yield* eventually(Effect.sync(() => probe.interrupted === calls.length), "every handler interrupted")
+      assert.strictEqual(calls.length, 32)
     }))
 
   it.scoped("an unreachable target fails calls with RpcClientError", () =>

@@ -3,8 +3,8 @@
  * supervision, and the edge where remote deliveries are decoded. `Actor.ts` builds the public API on
  * top of this.
  */
-import { Cause, Clock, Duration, Effect, Either, Exit, Option, Schema } from "effect"
-import type { ActorAddress, Behavior, Stats } from "../Actor.js"
+import { Cause, Clock, Duration, Effect, Either, Exit, FiberRef, Option, Schema } from "effect"
+import type { ActorAddress, Behavior, ReceiveContext, Stats } from "../Actor.js"
 import type { Values } from "../Limits.js"
 import type { ActorDelivery } from "../Messages.js"
 import type { NodeId } from "../NodeId.js"
@@ -88,6 +88,12 @@ class CellImpl<S, In, Out, E> implements Cell<In, Out> {
   private readonly counts = { received: 0, processed: 0, dropped: 0, rejected: 0, failures: 0, restarts: 0 }
   private state: S
   private stopped = false
+  /** Set when the current wake-up must hand control back (mailbox empty, or receive interrupted). */
+  private batchEnded = false
+  /** The letter whose `receive` is running. */
+  private current: Letter<In, Out> | undefined
+  /** The context of the last letter, reused while the sender stays the same. */
+  private context: ReceiveContext | undefined
   /** Times of the restarts inside the current window; never longer than actorRestartsMax. */
   private restartTimes: Array<number> = []
 
@@ -179,32 +185,68 @@ class CellImpl<S, In, Out, E> implements Cell<In, Out> {
     }
   }
 
-  /**
-   * Handles one letter. Runs uninterruptibly but for `receive` itself, so that a letter taken from the
-   * mailbox is always answered: an interruption (the scope closing) answers it with Stopped.
-   */
-  private handle(letter: Letter<In, Out>, restore: <A, E2>(effect: Effect.Effect<A, E2>) => Effect.Effect<A, E2>): Effect.Effect<void> {
-    const answer = (result: Exit.Exit<Out, ActorError | MessageError>) => letter.reply === undefined ? Effect.void : letter.reply(result)
-    const context = { self: this.address, sender: letter.sender }
-    return Effect.gen(this, function*() {
-      this.counts.processed++
-      const exit = yield* Effect.exit(restore(this.behavior.receive(this.state, letter.message, context)))
-      if (Exit.isSuccess(exit)) {
-        this.state = exit.value[1]
-        return yield* answer(Exit.succeed(exit.value[0]))
-      }
-      if (Cause.isInterruptedOnly(exit.cause)) return yield* answer(Exit.fail(this.stoppedError()))
-      yield* answer(Exit.fail(new MessageError({ reason: "Remote", detail: describe(exit.cause) })))
-      yield* this.supervise(exit.cause)
-    })
+  /** What a failed or interrupted `receive` turns into for the letter's sender and for supervision. */
+  private onReceiveFailure(letter: Letter<In, Out>, cause: Cause.Cause<unknown>): Effect.Effect<void> {
+    if (Cause.isInterruptedOnly(cause)) {
+      // The fiber may be going away: end the batch so the mask can let the interruption in.
+      this.batchEnded = true
+      return letter.reply === undefined ? Effect.void : letter.reply(Exit.fail(this.stoppedError()))
+    }
+    if (letter.reply === undefined) return this.supervise(cause)
+    const failed = new MessageError({ reason: "Remote", detail: describe(cause) })
+    return Effect.zipRight(letter.reply(Exit.fail(failed)), Effect.suspend(() => this.supervise(cause)))
   }
 
-  private readonly step: Effect.Effect<void> = Effect.uninterruptibleMask((restore) =>
-    Effect.flatMap(restore(this.mailbox.ready), () => {
-      const letter = this.mailbox.poll()
-      return letter === undefined ? Effect.void : this.handle(letter, restore)
-    })
-  )
+  /**
+   * Takes and handles the oldest letter. Runs uninterruptibly but for `receive` itself, so that a letter
+   * taken from the mailbox is always answered: an interruption (the scope closing) answers it with Stopped.
+   */
+  private handleNext(restore: <A, E2>(effect: Effect.Effect<A, E2>) => Effect.Effect<A, E2>): Effect.Effect<void> {
+    const letter = this.stopped ? undefined : this.mailbox.poll()
+    if (letter === undefined) {
+      this.batchEnded = true
+      return Effect.void
+    }
+    this.counts.processed++
+    this.current = letter
+    const context = this.context?.sender === letter.sender ? this.context : (this.context = { self: this.address, sender: letter.sender })
+    return Effect.matchCauseEffect(restore(this.behavior.receive(this.state, letter.message, context)), this.outcome)
+  }
+
+  // The handlers of `receive`'s outcome are made once per cell, not per letter: one letter runs at a time.
+  private readonly outcome = {
+    onSuccess: (result: readonly [Out, S]): Effect.Effect<void> => {
+      const letter = this.current!
+      this.current = undefined
+      this.state = result[1]
+      return letter.reply === undefined ? Effect.void : letter.reply(Exit.succeed(result[0]))
+    },
+    onFailure: (cause: Cause.Cause<unknown>): Effect.Effect<void> => {
+      const letter = this.current!
+      this.current = undefined
+      return this.onReceiveFailure(letter, cause)
+    }
+  }
+
+  /**
+   * One wake-up: every letter waiting (and any arriving meanwhile) is handled in one uninterruptible
+   * loop, with `receive` the only interruptible part. A letter is taken only while no interruption is
+   * pending, so an interrupted actor leaves the rest queued for `stop` to answer.
+   */
+  private readonly step: Effect.Effect<void> = Effect.uninterruptibleMask((restore) => {
+    const next = Effect.suspend(() => this.handleNext(restore))
+    return Effect.flatMap(restore(this.mailbox.ready), () =>
+      Effect.withFiberRuntime((fiber) => {
+        this.batchEnded = false
+        return Effect.whileLoop({
+          while: () =>
+            !this.batchEnded && !this.stopped && this.mailbox.size() > 0 &&
+            Cause.isEmpty(fiber.getFiberRef(FiberRef.interruptedCause)),
+          body: () => next,
+          step: () => {}
+        })
+      }))
+  })
 
   readonly run: Effect.Effect<void> = Effect.suspend(() =>
     Effect.whileLoop({ while: () => !this.stopped, body: () => this.step, step: () => {} })

@@ -11,7 +11,7 @@
  * both ends allocate ids without talking and a loopback channel's two directions never collide.
  */
 import type { Context, Deferred as DeferredType, Scope } from "effect"
-import { Cause, Deferred, Duration, Effect, Either, Exit, FiberId, FiberRef, FiberSet, Mailbox, Option, Runtime, Schedule, Schema, Stream } from "effect"
+import { Cause, Chunk, Deferred, Duration, Effect, Either, Exit, FiberId, FiberRef, FiberSet, Mailbox, Option, Runtime, Schedule, Schema, Stream } from "effect"
 import type { Channel } from "../Channel.js"
 import * as Envelope from "../Envelope.js"
 import { Link } from "../Link.js"
@@ -22,6 +22,7 @@ import type { NodeId } from "../NodeId.js"
 import * as NodeIdModule from "../NodeId.js"
 import type { Address } from "../Transport.js"
 import { ActorError, MessageError } from "../WeftError.js"
+import * as Deadlines from "./deadlines.js"
 import { ReorderTable } from "./messagesReorder.js"
 import { TagTable } from "./messagesTags.js"
 import type { TagEntry } from "./messagesTags.js"
@@ -113,6 +114,8 @@ export const make: Effect.Effect<Service, never, Link | Limits | Scope.Scope> = 
   const adopted = new WeakSet<Session>()
   const pending = new Map<number, Pending>()
   let nextCorr = 1
+  // One sweeping fiber times out every call, ask and idle reply stream (no timer race per request).
+  const deadlines = Deadlines.make<number>({ clock, fork: (effect) => runFork(effect), expire: (corr) => Effect.sync(() => expire(corr)) })
   const tags = new TagTable<Handler>(limits.eventTagsMax, limits.eventRetainedMessages)
   const servers = new Map<string, (channel: ChannelState) => void>()
   const actors = new Map<string, (delivery: ActorDelivery) => Effect.Effect<void, MessageError>>()
@@ -285,8 +288,20 @@ export const make: Effect.Effect<Service, never, Link | Limits | Scope.Scope> = 
 
   const settle = (corr: number, entry: Pending, exit: Exit.Exit<unknown, MessageError>): void => {
     pending.delete(corr)
+    deadlines.delete(corr)
     if (entry.many) entry.replies.unsafeDone(Exit.asVoid(exit))
     else Deferred.unsafeDone(entry.deferred, exit)
+  }
+
+  /** A deadline passed: a call or ask fails; a reply stream fails unless a reply is waiting to be read. */
+  const expire = (corr: number): void => {
+    const entry = pending.get(corr)
+    if (entry === undefined) return
+    if (entry.many) {
+      const size = entry.replies.unsafeSize()
+      if (Option.isSome(size) && size.value > 0) return
+    }
+    settle(corr, entry, Exit.fail(messageError("Timeout", "no reply in time")))
   }
 
   const onReply = (state: PeerState, envelope: Envelope.Envelope): void => {
@@ -485,20 +500,42 @@ export const make: Effect.Effect<Service, never, Link | Limits | Scope.Scope> = 
 
   // ---- the service ------------------------------------------------------------------------------
 
+  const forget = (corr: number, entry: Pending): void => {
+    deadlines.delete(corr)
+    if (pending.get(corr) === entry) pending.delete(corr)
+  }
+
   const request = (peer: NodeId, out: Outgoing, timeout: Duration.DurationInput | undefined): Effect.Effect<unknown, MessageError> =>
     Effect.flatMap(stateOf(peer), (state) => {
       if (pending.size >= limits.callsInFlightMax) return Effect.fail(messageError("CallsFull", `at most ${limits.callsInFlightMax} calls`))
       const corr = nextCorr++
       const entry: Pending = { state, many: false, deferred: Deferred.unsafeMake<unknown, MessageError>(FiberId.none) }
       pending.set(corr, entry)
+      deadlines.set(corr, Duration.toMillis(timeout ?? limits.callTimeout))
       return transmit(state, { ...out, corr }).pipe(
         Effect.zipRight(Deferred.await(entry.deferred)),
-        Effect.timeoutFail({ duration: timeout ?? limits.callTimeout, onTimeout: () => messageError("Timeout", "no reply in time") }),
-        Effect.ensuring(Effect.sync(() => {
-          if (pending.get(corr) === entry) pending.delete(corr)
-        }))
+        Effect.ensuring(Effect.sync(() => forget(corr, entry)))
       )
     })
+
+  /**
+   * The replies of a streaming call. Its idle timeout runs while the reader waits on an empty buffer,
+   * as a timeout on each pull would: a deadline is set when a pull finds nothing, cleared when it returns.
+   */
+  const replyStream = (corr: number, replies: Mailbox.Mailbox<unknown, MessageError>, idleMillis: number): Stream.Stream<unknown, MessageError> => {
+    const takeAll = replies.takeAll
+    const disarm = Effect.sync(() => deadlines.delete(corr))
+    const pull = Effect.suspend(() => {
+      const size = replies.unsafeSize()
+      if (Option.isNone(size) || size.value > 0) return takeAll
+      deadlines.set(corr, idleMillis)
+      return Effect.ensuring(takeAll, disarm)
+    })
+    return Stream.repeatEffectChunkOption(Effect.matchEffect(pull, {
+      onFailure: (error) => Effect.fail(Option.some(error)),
+      onSuccess: ([chunk, done]) => done && Chunk.isEmpty(chunk) ? Effect.fail(Option.none()) : Effect.succeed(chunk)
+    }))
+  }
 
   const callStream: Service["callStream"] = (peer, tag, body, options) =>
     Stream.unwrapScoped(Effect.gen(function*() {
@@ -509,12 +546,9 @@ export const make: Effect.Effect<Service, never, Link | Limits | Scope.Scope> = 
       const corr = nextCorr++
       const entry: Pending = { state, many: true, replies }
       pending.set(corr, entry)
-      yield* Effect.addFinalizer(() => Effect.sync(() => {
-        if (pending.get(corr) === entry) pending.delete(corr)
-      }))
+      yield* Effect.addFinalizer(() => Effect.sync(() => forget(corr, entry)))
       yield* transmit(state, outgoing(Kind.callStream, 0, tag, corr, undefined, body))
-      const idle = options?.timeout ?? limits.callTimeout
-      return Mailbox.toStream(replies).pipe(Stream.timeoutFail(() => messageError("Timeout", "no reply in time"), idle))
+      return replyStream(corr, replies, Duration.toMillis(options?.timeout ?? limits.callTimeout))
     }))
 
   const makeHandler = <A, I, R, RI>(
