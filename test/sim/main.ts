@@ -36,7 +36,7 @@ if (process.argv.includes("--json")) {
   console.log(`seed ${report.seed}, ${report.nodes} nodes, ${options.durationMs / 1000} s simulated in ${report.wallSeconds} s`)
   console.log(`calls ${report.calls}: ${report.callsOk} ok (${report.callsOkAfterHeal} after the heal), failures ${JSON.stringify(report.callFailures)}`)
   console.log(`tells ${report.tells}: ${report.tellsDelivered} delivered in order; duplicates dropped ${report.duplicatesDropped}, gaps skipped ${report.gapsSkipped}`)
-  console.log(`cells delivered ${report.cellsDelivered}, lost ${report.cellsLost}`)
+  console.log(`cells delivered ${report.cellsDelivered}, lost ${report.cellsLost}, duplicated ${report.cellsDuplicated}`)
   console.log(`violations ${report.violations.length}${report.violations.length > 0 ? `:\n  ${report.violations.slice(0, 20).join("\n  ")}` : ""}`)
   console.log(`trace ${report.traceHash}`)
 }

@@ -1,5 +1,6 @@
 /**
- * The foundation's network simulation: N nodes in one process over the simulated transport, in virtual
+ * The network simulation: N nodes in one process over the simulated transport, with the secure link
+ * and reliable streams of a real node, in virtual
  * time with one seeded `Random` (`Simulation` in core), exchanging RPC calls and actor
  * messages through loss, duplication, reordering and a partition that heals.
  *
@@ -10,7 +11,7 @@
  * - the run is a pure function of its seed: `traceHash` covers every cell delivery and every outcome.
  */
 import { Rpc, RpcGroup } from "@effect/rpc"
-import { Actor, Identity, Messages, Node, Simulation, TransportSim } from "@weft/core"
+import { Actor, Entropy, Identity, Messages, Node, Simulation, TransportSim } from "@weft/core"
 import type { NodeId as NodeIdModule } from "@weft/core"
 import type { Context } from "effect"
 import { Cause, Duration, Effect, Exit, Fiber, Layer, Option, Random, Schema } from "effect"
@@ -62,6 +63,7 @@ export interface Report {
   readonly gapsSkipped: number
   readonly cellsDelivered: number
   readonly cellsLost: number
+  readonly cellsDuplicated: number
   readonly violations: ReadonlyArray<string>
   readonly traceHash: string
   readonly wallSeconds: number
@@ -132,6 +134,9 @@ const program = (options: Options): Effect.Effect<Report> =>
     })
   ).pipe(Effect.orDie)
 
+const networkKey = (seed: number): Uint8Array =>
+  new Uint8Array(createHash("sha256").update(`weft-sim/psk/${seed}`).digest())
+
 const startNode = (world: World, network: TransportSim.SimNetwork, index: number) =>
   Effect.gen(function*() {
     const seed = createHash("sha256").update(`weft-sim/${world.options.seed}/${index}`).digest()
@@ -142,6 +147,8 @@ const startNode = (world: World, network: TransportSim.SimNetwork, index: number
         identity,
         control: false,
         transport: TransportSim.layer(network, { address: `sim:${index}` }),
+        network: { psk: networkKey(world.options.seed) },
+        entropy: Entropy.layerSeeded(`weft-sim/entropy/${world.options.seed}/${index}`),
         limits: { callTimeout }
       }))
     )
@@ -276,6 +283,7 @@ const report = (world: World, network: TransportSim.SimNetwork, started: number)
       gapsSkipped,
       cellsDelivered: net.cellsDelivered,
       cellsLost: net.cellsDroppedLoss + net.cellsDroppedPartition,
+      cellsDuplicated: net.cellsDuplicated,
       violations: world.violations,
       traceHash: `${yield* network.traceHash}-${outcomesHash}`,
       wallSeconds: Number(((performance.now() - started) / 1000).toFixed(1))

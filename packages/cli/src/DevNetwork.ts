@@ -10,6 +10,7 @@ import * as Path from "node:path"
 import { CliError, describe } from "./CliError.js"
 import { Control } from "./internal/core.js"
 import * as NodeProcess from "./internal/nodeProcess.js"
+import * as NetworkKey from "./NetworkKey.js"
 
 /** One running dev node, seen from the process that started it. */
 export interface DevNode {
@@ -77,6 +78,9 @@ export const start = (options: { readonly nodes: number; readonly dataDir: strin
   Effect.gen(function*() {
     const indices = Array.from({ length: options.nodes }, (_, index) => index)
     yield* Effect.forEach(indices, (index) => checkSocketPath(nodeDataDir(options.dataDir, index)), { discard: true })
+    // One network key for the whole dev network: its nodes talk over the secure link.
+    const key = NetworkKey.generate()
+    yield* Effect.forEach(indices, (index) => NetworkKey.install(nodeDataDir(options.dataDir, index), key), { discard: true })
     const processes = yield* Effect.forEach(
       indices,
       (index) => NodeProcess.start({ dataDir: nodeDataDir(options.dataDir, index), label: `node ${index}`, keepLog: options.keepLogs }),

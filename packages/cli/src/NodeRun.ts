@@ -14,6 +14,7 @@ import * as DevPing from "./DevPing.js"
 import type { Control } from "./internal/core.js"
 import { Node } from "./internal/core.js"
 import * as Json from "./Json.js"
+import * as NetworkKey from "./NetworkKey.js"
 import * as NodeConfig from "./NodeConfig.js"
 
 // A peer that is not up yet gets a few more tries, further apart each time; then it is logged and left.
@@ -41,6 +42,12 @@ const connect = Options.text("connect").pipe(
   Options.repeated
 )
 
+const networkKey = Options.file("network-key").pipe(
+  Options.withPseudoName("FILE"),
+  Options.withDescription(`The network key (64 hex characters). Default: <data>/${NetworkKey.fileName} if it exists; without one the node runs unencrypted.`),
+  Options.optional
+)
+
 const json = Options.boolean("json").pipe(Options.withDescription("Print the ready line as one JSON object; logs go to stderr."))
 
 const supervised = Options.boolean("supervised").pipe(
@@ -53,16 +60,18 @@ export interface RunOptions {
   readonly config: Option.Option<string>
   readonly listen: ReadonlyArray<string>
   readonly connect: ReadonlyArray<string>
+  readonly networkKey: Option.Option<string>
   readonly json: boolean
   readonly supervised: boolean
 }
 
-const nodeLayer = (dataDir: string, resolved: NodeConfig.Resolved) =>
+const nodeLayer = (dataDir: string, resolved: NodeConfig.Resolved, psk: Option.Option<Uint8Array>) =>
   DevPing.layer.pipe(
     Layer.provideMerge(Node.layer({
       dataDir,
       transport: TransportUdp.layer({ host: resolved.transport.host, port: resolved.transport.port }),
-      limits: resolved.limits
+      limits: resolved.limits,
+      network: Option.getOrUndefined(Option.map(psk, (key) => ({ psk: key })))
     }))
   )
 
@@ -100,7 +109,8 @@ export const run = (options: RunOptions) =>
       const dataDir = Path.resolve(options.data)
       const file = Option.getOrUndefined(Option.map(options.config, (path) => Path.resolve(path)))
       const resolved = yield* NodeConfig.resolve(yield* NodeConfig.load(dataDir, file), options)
-      const context = yield* Layer.build(nodeLayer(dataDir, resolved))
+      const psk = yield* NetworkKey.forNode(dataDir, Option.map(options.networkKey, (path) => Path.resolve(path)))
+      const context = yield* Layer.build(nodeLayer(dataDir, resolved, psk))
       const node = Context.get(context, Node.Node)
       yield* Console.log(readyLine(yield* node.status, options.json))
       yield* Effect.forkScoped(Effect.forEach(resolved.connect, (address) => connectTo(node, address), { concurrency: 4, discard: true }))
@@ -109,6 +119,6 @@ export const run = (options: RunOptions) =>
   )
 
 /** The `run` subcommand. */
-export const command = Command.make("run", { data, config, listen, connect, json, supervised }, run).pipe(
+export const command = Command.make("run", { data, config, listen, connect, networkKey, json, supervised }, run).pipe(
   Command.withDescription("Run one node over UDP in this process until Ctrl-C or SIGTERM; prints one line when it is up.")
 )

@@ -25,14 +25,29 @@ export interface Session {
   readonly initiator: boolean
   /** Largest frame `send` accepts. */
   readonly frameBytesMax: number
-  /** Sends one frame (unreliable datagram semantics). Fails once the session is closed. */
-  readonly send: (frame: Uint8Array) => Effect.Effect<void, LinkError>
+  /** Largest frame that travels in a single cell (a lost cell then loses only that frame). */
+  readonly mtuBytes: number
+  /**
+   * Sends one frame. On a raw link (LinkPlain, LinkSecure) frames are datagrams: they may be lost,
+   * duplicated or reordered, and `options` are ignored. Over reliable streams (`LinkReliable`) frames
+   * of one `stream` arrive once and in order, independently of other streams, and `control` frames
+   * go ahead of queued bulk. Fails once the session is closed.
+   */
+  readonly send: (frame: Uint8Array, options?: SendOptions) => Effect.Effect<void, LinkError>
   /** Inbound frames; one consumer; ends when the session closes. */
   readonly frames: Stream.Stream<Uint8Array>
   /** Completes when the session has closed, for whatever reason. */
   readonly closed: Effect.Effect<void>
   /** Closes the session (idempotent). */
   readonly close: Effect.Effect<void>
+}
+
+/** How a frame is sent over a session that carries streams. */
+export interface SendOptions {
+  /** The stream the frame belongs to: frames of one stream keep their order. */
+  readonly stream?: number | undefined
+  /** `control` frames go ahead of queued `bulk` ones (default bulk). */
+  readonly priority?: "control" | "bulk" | undefined
 }
 
 /** What `peers` reports of one session. */

@@ -280,6 +280,8 @@ const sessionOf = (ctx: Ctx, live: LiveState): Session => {
     remote: live.info.remote,
     initiator: live.info.initiator,
     frameBytesMax,
+    // One kind byte rides in front of the frame inside the cell.
+    mtuBytes: fragment.payloadBytes(ctx.settings.cellBytes) - 1,
     send: (frame) =>
       Effect.suspend(() => {
         if (!live.open) return Effect.fail(new LinkError({ reason: "Closed" }))

@@ -27,7 +27,7 @@
  * Cryptographic randomness comes from node:crypto (a parameter, so a simulation can seed it).
  */
 import type { Scope } from "effect"
-import { Chunk, Context, Deferred, Duration, Effect, Exit, FiberId, Layer, Mailbox, Stream } from "effect"
+import { Chunk, Context, Deferred, Duration, Effect, Exit, FiberId, Layer, Mailbox, Option, Stream } from "effect"
 import { randomBytes as cryptoRandomBytes } from "node:crypto"
 import * as Identity from "./Identity.js"
 import * as fragment from "./internal/fragment.js"
@@ -43,6 +43,7 @@ import type { Address, Datagram, Endpoint } from "./Transport.js"
 import { Transport } from "./Transport.js"
 import type { TransportError } from "./WeftError.js"
 import { LinkError } from "./WeftError.js"
+import { Entropy } from "./Entropy.js"
 
 /** Bytes of the network pre-shared key. */
 export const pskBytes = 32
@@ -377,6 +378,8 @@ const sessionOf = (ctx: Ctx, live: LiveState): Session => {
     remote: live.info.remote,
     initiator: live.info.initiator,
     frameBytesMax,
+    // One kind byte rides in front of the frame inside the cell.
+    mtuBytes: fragment.payloadBytes(ctx.settings.innerBytes) - 1,
     send: (frame) =>
       Effect.suspend(() => {
         if (!live.open) return Effect.fail(new LinkError({ reason: "Closed" }))
@@ -1093,7 +1096,10 @@ export const makeWith = (
     const clock = yield* Effect.clock
     const settings = settingsOf(limits, endpoint.capabilities.cellBytes)
     const suite: hs.Suite = { psk: options.psk.slice(), kem: parts.kem ?? crypto.xwing, signatures: parts.signatures ?? mlDsa65 }
-    const random = parts.randomBytes ?? ((length: number) => new Uint8Array(cryptoRandomBytes(length)))
+    // Entropy, when the node provides it (a simulation's seeded stream); else the OS CSPRNG.
+    const entropy = yield* Effect.serviceOption(Entropy)
+    const random = parts.randomBytes ??
+      (Option.isSome(entropy) ? entropy.value.bytes : ((length: number) => new Uint8Array(cryptoRandomBytes(length))))
     const ctx: Ctx = {
       endpoint, identity, suite, random, settings,
       cookieMaster: random(32),

@@ -16,11 +16,15 @@ import { Context, Effect, Layer } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import * as Actor from "./Actor.js"
+import * as CongestionControl from "./CongestionControl.js"
 import * as Control from "./Control.js"
+import * as Entropy from "./Entropy.js"
 import * as Identity from "./Identity.js"
 import * as Limits from "./Limits.js"
 import { Link } from "./Link.js"
 import * as LinkPlain from "./LinkPlain.js"
+import * as LinkReliable from "./LinkReliable.js"
+import * as LinkSecure from "./LinkSecure.js"
 import * as Messages from "./Messages.js"
 import type { NodeId } from "./NodeId.js"
 import * as NodeRpc from "./NodeRpc.js"
@@ -40,6 +44,15 @@ export interface Config {
   readonly limits?: Partial<Limits.Values> | undefined
   /** Serve the control socket (default true). */
   readonly control?: boolean | undefined
+  /**
+   * The network's pre-shared key (32 bytes): sessions use the PSK-gated post-quantum secure link.
+   * Without it the node uses `LinkPlain` (authenticated, NOT encrypted) and says so in its log.
+   */
+  readonly network?: { readonly psk: Uint8Array } | undefined
+  /** Congestion control of the node's streams (default NewReno); swapping it is one Layer. */
+  readonly congestionControl?: Layer.Layer<CongestionControl.CongestionControl> | undefined
+  /** Where random bytes come from (default the OS CSPRNG; a simulation passes a seeded stream). */
+  readonly entropy?: Layer.Layer<Entropy.Entropy> | undefined
 }
 
 /** A running node. */
@@ -66,8 +79,21 @@ export const layer = (config: Config): Layer.Layer<Services, NodeError | Identit
   return Layer.scoped(Node, make(config)).pipe(
     Layer.provideMerge(Layer.merge(NodeRpc.layer, Actor.layer)),
     Layer.provideMerge(Messages.layer),
-    Layer.provideMerge(LinkPlain.layer),
+    Layer.provideMerge(linkLayer(config)),
     Layer.provideMerge(base)
+  )
+}
+
+// The raw link the config asks for, carrying reliable streams.
+const linkLayer = (config: Config) => {
+  const raw = config.network === undefined
+    ? Effect.zipLeft(
+      LinkPlain.make,
+      Effect.logWarning("no network key: sessions are authenticated but NOT encrypted (LinkPlain)")
+    )
+    : LinkSecure.make({ psk: config.network.psk })
+  return Layer.scoped(Link, Effect.flatMap(raw, LinkReliable.wrap)).pipe(
+    Layer.provide(Layer.merge(config.congestionControl ?? CongestionControl.layer, config.entropy ?? Entropy.layer))
   )
 }
 

@@ -20,6 +20,7 @@
  */
 import type { Rpc } from "@effect/rpc"
 import { RpcClient, RpcGroup, RpcMiddleware, RpcServer } from "@effect/rpc"
+import { RequestId } from "@effect/rpc/RpcMessage"
 import type { RpcClientError } from "@effect/rpc/RpcClientError"
 import { Context, Duration, Effect, Layer, Stream } from "effect"
 import type { Scope } from "effect"
@@ -134,7 +135,14 @@ export const make: Effect.Effect<NodeRpc["Type"], never, Messages | Limits.Limit
     const describe = target === messages.local ? "this node" : `node ${short(target)}`
     const timeout = Duration.decode(options?.timeout ?? limits.callTimeout)
     return makeProtocol(messages.open(target, channelTag), describe, () => repliesMalformed++).pipe(
-      Effect.flatMap((protocol) => RpcClient.make(group).pipe(Effect.provideService(RpcClient.Protocol, protocol))),
+      Effect.flatMap((protocol) => {
+        // Request ids are per client (the server keys them by client): a counter of our own keeps a
+        // run independent of every other client in the process, so a simulation replays exactly.
+        let nextRequestId = 0n
+        return RpcClient.make(group, { generateRequestId: () => RequestId(nextRequestId++), disableTracing: true }).pipe(
+          Effect.provideService(RpcClient.Protocol, protocol)
+        )
+      }),
       Effect.map((client) => withTimeouts(group, client, timeout, describe))
     )
   }
@@ -245,7 +253,7 @@ export const serve = <
     const router = yield* NodeRpc
     const protocol = yield* router.register(group, name)
     // Fatal defects would end every call of the client, also those to other groups: keep them per call.
-    yield* RpcServer.make(group, { disableFatalDefects: true }).pipe(
+    yield* RpcServer.make(group, { disableFatalDefects: true, disableTracing: true }).pipe(
       Effect.provideService(RpcServer.Protocol, protocol),
       Effect.interruptible,
       Effect.forkScoped

@@ -7,6 +7,7 @@ import * as Path from "node:path"
 import * as Actor from "../src/Actor.js"
 import * as Control from "../src/Control.js"
 import * as Identity from "../src/Identity.js"
+import { Link } from "../src/Link.js"
 import * as Node from "../src/Node.js"
 import * as NodeRpc from "../src/NodeRpc.js"
 import * as TransportMemory from "../src/TransportMemory.js"
@@ -27,8 +28,12 @@ const tempDir = Effect.acquireRelease(
 )
 
 // Builds a node in its own scope and returns its context.
-const startNode = (network: TransportMemory.MemoryNetwork, dataDir: string) =>
-  Layer.build(EchoLive.pipe(Layer.provideMerge(Node.layer({ dataDir, transport: TransportMemory.layer(network) }))))
+const startNode = (network: TransportMemory.MemoryNetwork, dataDir: string, psk?: Uint8Array) =>
+  Layer.build(EchoLive.pipe(Layer.provideMerge(Node.layer({
+    dataDir,
+    transport: TransportMemory.layer(network),
+    network: psk === undefined ? undefined : { psk }
+  }))))
 
 describe("Node", () => {
   it.scopedLive("serves a user RpcGroup with one client type for this node and a peer", () =>
@@ -126,4 +131,26 @@ describe("Node", () => {
       const missing = yield* Effect.flip(Effect.scoped(Control.client(dataDir)))
       assert.strictEqual(missing.reason, "Control")
     }))
+
+  it.scopedLive("with a network key, nodes talk over the secure link; a node with another key gets nowhere", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const network = yield* TransportMemory.makeNetwork()
+      const psk = new Uint8Array(32).fill(7)
+      const a = yield* startNode(network, Path.join(dir, "a"), psk)
+      const b = yield* startNode(network, Path.join(dir, "b"), psk)
+      const stranger = yield* startNode(network, Path.join(dir, "c"), new Uint8Array(32).fill(8))
+      const nodeB = Effect.runSync(Node.Node.pipe(Effect.provide(b)))
+      const addressB = (yield* nodeB.status).transports[0]!.address
+      const echoed = yield* Effect.gen(function*() {
+        yield* (yield* Node.Node).connect(addressB)
+        const remote = yield* Node.client(Echo, nodeB.id)
+        return yield* remote.Echo({ text: "sealed" })
+      }).pipe(Effect.provide(a))
+      assert.strictEqual(echoed, "sealed")
+      const refused = yield* Effect.flip((yield* Node.Node.pipe(Effect.provide(stranger))).connect(addressB))
+      assert.strictEqual(refused._tag, "MessageError")
+      const link = yield* Link.pipe(Effect.provide(b))
+      assert.deepStrictEqual((yield* link.peers).map((peer) => peer.peer), [Effect.runSync(Node.Node.pipe(Effect.provide(a))).id])
+    }), 60_000)
 })

@@ -272,6 +272,7 @@ describe("Path", () => {
         remote: "sim:b",
         initiator: true,
         frameBytesMax: 65536,
+        mtuBytes: 1221,
         send: (frame) => Effect.sync(() => void sent.push(frame)),
         frames: Stream.make(new Uint8Array([1])),
         closed: Effect.void,

@@ -164,7 +164,8 @@ export const make: Effect.Effect<Service, never, Link | Limits | Scope.Scope> = 
         receiveFrame(state, bytes)
         return Effect.void
       }
-      return Effect.mapError(state.session.send(bytes), linkFailure)
+      // Over reliable streams, each message stream keeps its order without waiting on the others.
+      return Effect.mapError(state.session.send(bytes, { stream: out.stream }), linkFailure)
     })
 
   const outgoing = (kind: Envelope.Kind, stream: number, tag: string, corr: number | undefined, to: string | undefined, body: unknown): Outgoing =>
