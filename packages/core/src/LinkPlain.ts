@@ -36,6 +36,7 @@
 import type { Scope } from "effect"
 import { Chunk, Context, Deferred, Duration, Effect, Exit, Layer, Mailbox, Random, Stream } from "effect"
 import * as Identity from "./Identity.js"
+import { concat, equalBytes } from "./internal/bytes.js"
 import * as fragment from "./internal/fragment.js"
 import { Limits } from "./Limits.js"
 import type { Session, SessionInfo, Stats } from "./Link.js"
@@ -179,26 +180,9 @@ interface Ctx {
 // ---------------------------------------------------------------------------------------------------
 // Bytes
 
-const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
-  let length = 0
-  for (const part of parts) length += part.length
-  const out = new Uint8Array(length)
-  let offset = 0
-  for (const part of parts) {
-    out.set(part, offset)
-    offset += part.length
-  }
-  return out
-}
-
 const frameOf = (kind: number, ...parts: ReadonlyArray<Uint8Array>): Uint8Array =>
   concat([new Uint8Array([kind]), ...parts])
 
-const equalBytes = (a: Uint8Array, b: Uint8Array): boolean => {
-  if (a.length !== b.length) return false
-  for (let index = 0; index < a.length; index++) if (a[index] !== b[index]) return false
-  return true
-}
 
 const transcript = (
   label: Uint8Array,

@@ -33,6 +33,7 @@ import type { Cipher, Decipher, KeyObject } from "node:crypto"
 import {
   createCipheriv, createDecipheriv, createHash, createPrivateKey, createPublicKey, diffieHellman, hkdfSync
 } from "node:crypto"
+import { concat, equalBytes } from "./bytes.js"
 
 /** Bytes of salt or protected header at the start of every cell. */
 export const headBytes = 16
@@ -57,25 +58,8 @@ export const sha256 = (...parts: ReadonlyArray<Uint8Array>): Uint8Array => {
   return new Uint8Array(hash.digest())
 }
 
-/** Concatenates byte strings. */
-export const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
-  let length = 0
-  for (const part of parts) length += part.length
-  const out = new Uint8Array(length)
-  let offset = 0
-  for (const part of parts) {
-    out.set(part, offset)
-    offset += part.length
-  }
-  return out
-}
-
-/** Byte-wise equality (not constant time: used on public values and MACs of public values only). */
-export const equalBytes = (a: Uint8Array, b: Uint8Array): boolean => {
-  if (a.length !== b.length) return false
-  for (let index = 0; index < a.length; index++) if (a[index] !== b[index]) return false
-  return true
-}
+/** Re-exported for the handshake module. */
+export { concat, equalBytes }
 
 // ---------------------------------------------------------------------------------------------------
 // One-shot AEAD (handshake payloads: each key seals exactly one message)
