@@ -19,7 +19,10 @@ export class Echo extends RpcGroup.make(
 ) {}
 
 /** The one handler, shared by the Weft path and the baselines. */
-export const echoHandlers = Echo.of({ Echo: ({ text }) => Effect.succeed(text) })
+export /** One network key for the bench's nodes. */
+const benchNetworkKey = new Uint8Array(32).fill(0x5e)
+
+const echoHandlers = Echo.of({ Echo: ({ text }) => Effect.succeed(text) })
 
 /** The handler as the layer `RpcServer` and `RpcTest` need. */
 export const EchoHandlersLive = Echo.toLayer(echoHandlers)
@@ -53,7 +56,9 @@ export const twoNodes: Effect.Effect<TwoNodes, unknown, Scope.Scope> = Effect.ge
         dataDir: Path.join(dir, name),
         transport: TransportMemory.layer(network),
         control: false,
-        identity: Identity.generate()
+        identity: Identity.generate(),
+        // The configuration a real network runs: the secure link (and no warning on stdout).
+        network: { psk: benchNetworkKey }
       }))
     ))
   const a = yield* start("a")
