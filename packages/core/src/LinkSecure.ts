@@ -485,7 +485,13 @@ const respondersInFlight = (ctx: Ctx): number => {
 
 const admitsInit = (ctx: Ctx, pending: Pending | undefined, live: Live | undefined, peer: NodeId.NodeId): boolean =>
   (pending !== undefined || ctx.pendings.size < ctx.settings.handshakesMax) &&
-  (live !== undefined || ctx.sessions.has(peer) || ctx.sessions.size < ctx.settings.peersMax)
+  (live !== undefined || ctx.sessions.has(peer) || sessionsPromised(ctx, pending) < ctx.settings.peersMax)
+
+// Sessions held plus responder handshakes that will each want one (this address's own not counted
+// twice): admitting an INIT past peersMax would let the dialer's session open on RESP while FINISH
+// is later refused, leaving the dialer a dead session.
+const sessionsPromised = (ctx: Ctx, pending: Pending | undefined): number =>
+  ctx.sessions.size + respondersInFlight(ctx) - (pending?.responder !== undefined ? 1 : 0)
 
 const cookieEpoch = (ctx: Ctx): number => Math.floor(ctx.now() / ctx.settings.cookieRotationMs)
 
