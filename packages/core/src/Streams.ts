@@ -25,6 +25,7 @@ import type { Scope } from "effect"
 import { Chunk, Deferred, Duration, Effect, Fiber, Option, Stream } from "effect"
 import { CongestionControl } from "./CongestionControl.js"
 import { type Config, Machine } from "./internal/streamsConnection.js"
+import * as Signal from "./internal/signal.js"
 import { mtuBytesMin, streamHeaderBytes } from "./internal/streamsPacket.js"
 import type { Values } from "./Limits.js"
 import { Limits } from "./Limits.js"
@@ -117,30 +118,6 @@ export interface Connection {
 }
 
 /** A wake-up that is never lost: `wait(seen)` returns at once if `notify` ran since `seen()`. */
-const makeSignal = () => {
-  let count = 0
-  let waiters: Array<() => void> = []
-  return {
-    seen: () => count,
-    notify: (): void => {
-      count++
-      const woken = waiters
-      waiters = []
-      for (const wake of woken) wake()
-    },
-    wait: (seen: number) =>
-      Effect.async<void>((resume) => {
-        if (count !== seen) return resume(Effect.void)
-        const wake = () => resume(Effect.void)
-        waiters.push(wake)
-        return Effect.sync(() => {
-          waiters = waiters.filter((waiter) => waiter !== wake)
-        })
-      })
-  }
-}
-
-type Signal = ReturnType<typeof makeSignal>
 
 const millis = (duration: Duration.Duration): number => Duration.toMillis(duration)
 
@@ -182,13 +159,13 @@ interface Loops {
   readonly machine: Machine
   readonly data: Path
   readonly acks: Path
-  readonly senderWake: Signal
+  readonly senderWake: Signal.Signal
   readonly closed: Deferred.Deferred<void>
   readonly close: (error: LinkError) => Effect.Effect<void>
 }
 
 /** Waits for a notification, or until `delayMs` passed. */
-const waitFor = (signal: Signal, seen: number, delayMs: number): Effect.Effect<void> => {
+const waitFor = (signal: Signal.Signal, seen: number, delayMs: number): Effect.Effect<void> => {
   if (delayMs <= 0) return Effect.yieldNow()
   if (delayMs === Infinity) return signal.wait(seen)
   return Effect.raceFirst(Effect.sleep(Duration.millis(delayMs)), signal.wait(seen))
@@ -231,7 +208,7 @@ const receiverLoop = (loops: Loops, inbound: ReadonlyArray<Stream.Stream<Uint8Ar
     yield* loops.close(new LinkError({ reason: "Closed", detail: "every inbound path ended" }))
   })
 
-const makeFrames = (machine: Machine, framesWake: Signal, senderWake: Signal): Stream.Stream<Frame> => {
+const makeFrames = (machine: Machine, framesWake: Signal.Signal, senderWake: Signal.Signal): Stream.Stream<Frame> => {
   const pull: Effect.Effect<Chunk.Chunk<Frame>, Option.Option<never>> = Effect.suspend(() => {
     const seen = framesWake.seen()
     const frames = machine.takeDelivered()
@@ -246,7 +223,7 @@ const makeFrames = (machine: Machine, framesWake: Signal, senderWake: Signal): S
   return Stream.repeatEffectChunkOption(pull)
 }
 
-const makeSend = (machine: Machine, spaceWake: Signal, senderWake: Signal, config: Config) =>
+const makeSend = (machine: Machine, spaceWake: Signal.Signal, senderWake: Signal.Signal, config: Config) =>
 (stream: number, frame: Uint8Array, options?: SendOptions): Effect.Effect<void, LinkError> => {
   if (!Number.isInteger(stream) || stream < 0 || stream >= config.streamsMax) {
     return Effect.dieMessage(`Streams: stream ${stream} is not in [0, ${config.streamsMax})`)
@@ -280,9 +257,9 @@ export const make = (options: Options): Effect.Effect<Connection, never, Scope.S
     const config = configOf(limits, data, acks)
     const problem = checkConfig(config, data, acks)
     if (problem !== undefined) return yield* Effect.dieMessage(`Streams.make: ${problem}`)
-    const senderWake = makeSignal()
-    const spaceWake = makeSignal()
-    const framesWake = makeSignal()
+    const senderWake = Signal.make()
+    const spaceWake = Signal.make()
+    const framesWake = Signal.make()
     const machine = new Machine(config, congestion.make(data.mtuBytes), {
       onSpace: spaceWake.notify,
       onFrames: framesWake.notify

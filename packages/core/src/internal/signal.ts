@@ -1,6 +1,7 @@
 /**
- * A wake-up for a delivery fiber. `wait(seen)` returns at once if `notify` ran since `seen()` was
- * read, so a notification is never lost, even one that lands on a waiter a finished race abandoned.
+ * A wake-up for fibers that wait for work (a delivery fiber, a sender loop, writers waiting for room).
+ * `wait(seen)` returns at once if `notify` ran since `seen()` was read, so a notification is never
+ * lost, even one that lands on a waiter a finished race abandoned.
  * `notify` is plain code, callable from the per-cell path.
  */
 import { Effect } from "effect"
@@ -12,24 +13,26 @@ export interface Signal {
   readonly wait: (seen: number) => Effect.Effect<void>
 }
 
-/** Creates a signal. */
+/** Creates a signal; any number of fibers may wait on it at once. */
 export const make = (): Signal => {
   let count = 0
-  let waiter: (() => void) | undefined
-  const notify = (): void => {
-    count++
-    const w = waiter
-    waiter = undefined
-    w?.()
-  }
-  const wait = (seen: number) =>
-    Effect.async<void>((callback) => {
-      if (count !== seen) return callback(Effect.void)
-      const mine = () => callback(Effect.void)
-      waiter = mine
-      return Effect.sync(() => {
-        if (waiter === mine) waiter = undefined
+  let waiters: Array<() => void> = []
+  return {
+    seen: () => count,
+    notify: (): void => {
+      count++
+      const woken = waiters
+      waiters = []
+      for (const wake of woken) wake()
+    },
+    wait: (seen: number) =>
+      Effect.async<void>((resume) => {
+        if (count !== seen) return resume(Effect.void)
+        const wake = () => resume(Effect.void)
+        waiters.push(wake)
+        return Effect.sync(() => {
+          waiters = waiters.filter((waiter) => waiter !== wake)
+        })
       })
-    })
-  return { notify, seen: () => count, wait }
+  }
 }
