@@ -18,6 +18,7 @@ import type { Address, Datagram, Endpoint, Stats } from "./Transport.js"
 import { kindOf, Transport } from "./Transport.js"
 import { TransportError } from "./WeftError.js"
 import * as Signal from "./internal/signal.js"
+import * as AddressBook from "./internal/addressBook.js"
 
 /** The address kind of this transport (`mem:<n>` or `mem:<chosen name>`). */
 export const kind = "mem"
@@ -188,21 +189,8 @@ const stateOf = (network: MemoryNetwork): State => {
   return state
 }
 
-const allocateAddress = (state: State, requested: Address | undefined): Effect.Effect<Address, TransportError> => {
-  if (requested === undefined) {
-    let address: Address
-    do address = `${kind}:${state.nextNumber++}`
-    while (state.slots.has(address))
-    return Effect.succeed(address)
-  }
-  if (kindOf(requested) !== kind) {
-    return Effect.fail(new TransportError({ reason: "BadAddress", detail: `not a ${kind} address: ${requested}` }))
-  }
-  if (state.slots.has(requested)) {
-    return Effect.fail(new TransportError({ reason: "Bind", detail: `address in use: ${requested}` }))
-  }
-  return Effect.succeed(requested)
-}
+const allocateAddress = (state: State, requested: Address | undefined): Effect.Effect<Address, TransportError> =>
+  AddressBook.allocate(kind, state, requested)
 
 /** Hands one validated cell to the network (copying it): lost, delivered now, or queued until due. */
 const transmit = (state: State, from: Address, to: Address, cell: Uint8Array): void => {
