@@ -12,13 +12,13 @@
  */
 import type { Scope } from "effect"
 import { Clock, Duration, Effect, Layer, Mailbox, Random } from "effect"
+import * as InProcess from "./internal/inProcessNetwork.js"
 import * as Prng from "./internal/prng.js"
+import * as Signal from "./internal/signal.js"
 import { Limits } from "./Limits.js"
-import type { Address, Datagram, Endpoint, Stats } from "./Transport.js"
+import type { Address, Datagram, Endpoint } from "./Transport.js"
 import { kindOf, Transport } from "./Transport.js"
 import { TransportError } from "./WeftError.js"
-import * as Signal from "./internal/signal.js"
-import * as AddressBook from "./internal/addressBook.js"
 
 /** The address kind of this transport (`mem:<n>` or `mem:<chosen name>`). */
 export const kind = "mem"
@@ -64,13 +64,7 @@ export interface EndpointOptions {
   readonly address?: Address
 }
 
-interface Slot {
-  readonly cellBytes: number
-  readonly inbox: Mailbox.Mailbox<Datagram>
-  cellsReceived: number
-  cellsDroppedInboxFull: number
-  cellsDroppedWrongSize: number
-}
+type Slot = InProcess.Slot
 
 interface InFlight {
   readonly dueMs: number
@@ -101,16 +95,8 @@ const states = new WeakMap<MemoryNetwork, State>()
 
 const deliver = (state: State, to: Address, datagram: Datagram): void => {
   const slot = state.slots.get(to)
-  if (slot === undefined) {
-    state.cellsDroppedUnreachable++
-  } else if (datagram.cell.length !== slot.cellBytes) {
-    slot.cellsDroppedWrongSize++
-  } else if (slot.inbox.unsafeOffer(datagram)) {
-    slot.cellsReceived++
-    state.cellsDelivered++
-  } else {
-    slot.cellsDroppedInboxFull++
-  }
+  if (slot === undefined) state.cellsDroppedUnreachable++
+  else if (InProcess.offer(slot, datagram) === "delivered") state.cellsDelivered++
 }
 
 /** Delivers every due cell; returns the due time of the next one, if any. */
@@ -190,7 +176,7 @@ const stateOf = (network: MemoryNetwork): State => {
 }
 
 const allocateAddress = (state: State, requested: Address | undefined): Effect.Effect<Address, TransportError> =>
-  AddressBook.allocate(kind, state, requested)
+  InProcess.allocate(kind, state, requested)
 
 /** Hands one validated cell to the network (copying it): lost, delivered now, or queued until due. */
 const transmit = (state: State, from: Address, to: Address, cell: Uint8Array): void => {
@@ -237,14 +223,8 @@ export const make = (
     const state = stateOf(network)
     const limits = yield* Limits
     const address = yield* allocateAddress(state, options.address)
-    const inbox = yield* Mailbox.make<Datagram>({ capacity: limits.endpointInboxCells, strategy: "dropping" })
-    const slot: Slot = {
-      cellBytes: limits.cellBytes,
-      inbox,
-      cellsReceived: 0,
-      cellsDroppedInboxFull: 0,
-      cellsDroppedWrongSize: 0
-    }
+    const slot = yield* InProcess.makeSlot(limits)
+    const inbox = slot.inbox
     let closed = false
     const counters = { sent: 0 }
     state.slots.set(address, slot)
@@ -255,19 +235,13 @@ export const make = (
         return inbox.shutdown
       })
     )
-    const stats: Effect.Effect<Stats> = Effect.sync(() => ({
-      cellsSent: counters.sent,
-      cellsReceived: slot.cellsReceived,
-      cellsDroppedInboxFull: slot.cellsDroppedInboxFull,
-      cellsDroppedWrongSize: slot.cellsDroppedWrongSize
-    }))
     return {
       kind,
       address,
       capabilities: { reliable: state.loss === 0, ordered: true, cellBytes: limits.cellBytes },
       send: makeSend(state, address, slot, () => closed, counters),
       receive: Mailbox.toStream(inbox),
-      stats
+      stats: InProcess.statsOf(slot, () => counters.sent)
     } satisfies Endpoint
   })
 

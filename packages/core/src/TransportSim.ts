@@ -12,13 +12,13 @@
  */
 import type { Scope } from "effect"
 import { Clock, Duration, Effect, Layer, Mailbox } from "effect"
+import * as InProcess from "./internal/inProcessNetwork.js"
 import * as Prng from "./internal/prng.js"
+import * as Signal from "./internal/signal.js"
 import { Limits } from "./Limits.js"
-import type { Address, Datagram, Endpoint, Stats } from "./Transport.js"
+import type { Address, Endpoint } from "./Transport.js"
 import { kindOf, Transport } from "./Transport.js"
 import { TransportError } from "./WeftError.js"
-import * as Signal from "./internal/signal.js"
-import * as AddressBook from "./internal/addressBook.js"
 
 /** The address kind of this transport (`sim:<n>` or `sim:<chosen name>`). */
 export const kind = "sim"
@@ -119,13 +119,7 @@ export interface EndpointOptions {
   readonly address?: Address
 }
 
-interface Slot {
-  readonly cellBytes: number
-  readonly inbox: Mailbox.Mailbox<Datagram>
-  cellsReceived: number
-  cellsDroppedInboxFull: number
-  cellsDroppedWrongSize: number
-}
+type Slot = InProcess.Slot
 
 interface InFlight {
   dueMs: number
@@ -284,16 +278,17 @@ const deliver = (state: State, nowMs: number, item: InFlight): void => {
   if (slot === undefined) counters.cellsDroppedUnreachable++
   else if (state.crashed.has(item.to)) counters.cellsDroppedCrashed++
   else if (partitioned(state, item.from, item.to)) counters.cellsDroppedPartition++
-  else if (item.cell.length !== slot.cellBytes) {
-    slot.cellsDroppedWrongSize++
-    counters.cellsDroppedWrongSize++
-  } else if (slot.inbox.unsafeOffer({ from: item.from, cell: item.cell })) {
-    slot.cellsReceived++
-    counters.cellsDelivered++
-    traceDelivery(state, nowMs, item)
-  } else {
-    slot.cellsDroppedInboxFull++
-    counters.cellsDroppedInboxFull++
+  else {
+    switch (InProcess.offer(slot, { from: item.from, cell: item.cell })) {
+      case "delivered":
+        counters.cellsDelivered++
+        return traceDelivery(state, nowMs, item)
+      case "wrongSize":
+        counters.cellsDroppedWrongSize++
+        return
+      case "inboxFull":
+        counters.cellsDroppedInboxFull++
+    }
   }
 }
 
@@ -491,7 +486,7 @@ const stateOf = (network: SimNetwork): State => {
 // Endpoints
 
 const allocateAddress = (state: State, requested: Address | undefined): Effect.Effect<Address, TransportError> =>
-  AddressBook.allocate(kind, state, requested)
+  InProcess.allocate(kind, state, requested)
 
 const bind = (state: State, address: Address, slot: Slot): Effect.Effect<void, never, Scope.Scope> => {
   state.slots.set(address, slot)
@@ -503,14 +498,6 @@ const bind = (state: State, address: Address, slot: Slot): Effect.Effect<void, n
     })
   )
 }
-
-const statsOf = (slot: Slot, sent: () => number): Effect.Effect<Stats> =>
-  Effect.sync(() => ({
-    cellsSent: sent(),
-    cellsReceived: slot.cellsReceived,
-    cellsDroppedInboxFull: slot.cellsDroppedInboxFull,
-    cellsDroppedWrongSize: slot.cellsDroppedWrongSize
-  }))
 
 /**
  * Binds an endpoint on `network`. `capabilities` reflect the network's settings at this moment.
@@ -525,14 +512,8 @@ export const make = (
     const state = stateOf(network)
     const limits = yield* Limits
     const address = yield* allocateAddress(state, options.address)
-    const inbox = yield* Mailbox.make<Datagram>({ capacity: limits.endpointInboxCells, strategy: "dropping" })
-    const slot: Slot = {
-      cellBytes: limits.cellBytes,
-      inbox,
-      cellsReceived: 0,
-      cellsDroppedInboxFull: 0,
-      cellsDroppedWrongSize: 0
-    }
+    const slot = yield* InProcess.makeSlot(limits)
+    const inbox = slot.inbox
     let sent = 0
     yield* bind(state, address, slot)
     const { latency, loss, reorder } = state.settings
@@ -555,7 +536,7 @@ export const make = (
           return Effect.void
         }),
       receive: Mailbox.toStream(inbox),
-      stats: statsOf(slot, () => sent)
+      stats: InProcess.statsOf(slot, () => sent)
     } satisfies Endpoint
   })
 
