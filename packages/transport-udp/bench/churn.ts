@@ -13,11 +13,10 @@
 import { Identity, Limits, LinkSecure, Transport } from "@weft/core"
 import type { Scope } from "effect"
 import { Effect, Exit, Stream } from "effect"
-import { fork } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
 import { randomBytes } from "node:crypto"
-import { fileURLToPath } from "node:url"
 import { TransportUdp } from "../src/index.js"
+import * as Child from "./child.js"
 
 const usage = "usage: npm run bench:churn -- [--cycles N] [--seconds S] [--warmup N] [--json]"
 
@@ -126,30 +125,11 @@ interface Victim {
   readonly sample: Effect.Effect<Sample>
 }
 
-const nextMessage = (child: ChildProcess): Effect.Effect<FromVictim> =>
-  Effect.async<FromVictim>((resume) => {
-    const onMessage = (message: FromVictim) => resume(Effect.succeed(message))
-    child.once("message", onMessage)
-    return Effect.sync(() => void child.off("message", onMessage))
-  })
+const nextMessage = (child: ChildProcess): Effect.Effect<FromVictim> => Child.nextMessage<FromVictim>(child)
 
 const spawnVictim = (psk: Uint8Array): Effect.Effect<Victim, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const self = fileURLToPath(import.meta.url)
-    const child = yield* Effect.acquireRelease(
-      Effect.sync(() =>
-        fork(self, ["--victim", Buffer.from(psk).toString("hex")], {
-          execArgv: [...process.execArgv, "--expose-gc"],
-          stdio: ["ignore", "inherit", "inherit", "ipc"]
-        })
-      ),
-      (child) =>
-        Effect.async<void>((resume) => {
-          if (child.exitCode !== null) return resume(Effect.void)
-          child.once("exit", () => resume(Effect.void))
-          child.send({ type: "exit" } satisfies ToVictim)
-        })
-    )
+    const child = yield* Child.forkSelf(import.meta.url, ["--victim", Buffer.from(psk).toString("hex")], { type: "exit" } satisfies ToVictim)
     const ready = yield* nextMessage(child)
     if (ready.type !== "ready") return yield* Effect.dieMessage("the victim did not start")
     const sample = Effect.suspend(() => {

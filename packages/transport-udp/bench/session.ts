@@ -18,13 +18,12 @@
 import { CongestionControl, Identity, Limits, LinkReliable, LinkSecure, Transport } from "@weft/core"
 import type { Link } from "@weft/core"
 import { Chunk, Effect, Exit, Scope, Stream } from "effect"
-import { fork } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import dgram from "node:dgram"
 import { readFileSync } from "node:fs"
-import { fileURLToPath } from "node:url"
 import { TransportUdp } from "../src/index.js"
+import * as Child from "./child.js"
 
 const usage = "usage: npx tsx packages/transport-udp/bench/session.ts [--json] [--seconds S]"
 
@@ -197,12 +196,7 @@ interface Peer {
   readonly memory: Effect.Effect<Memory>
 }
 
-const nextMessage = (child: ChildProcess): Effect.Effect<FromPeer> =>
-  Effect.async<FromPeer>((resume) => {
-    const onMessage = (message: FromPeer) => resume(Effect.succeed(message))
-    child.once("message", onMessage)
-    return Effect.sync(() => void child.off("message", onMessage))
-  })
+const nextMessage = (child: ChildProcess): Effect.Effect<FromPeer> => Child.nextMessage<FromPeer>(child)
 
 const request = <A>(child: ChildProcess, message: ToPeer, pick: (answer: FromPeer) => A | undefined) =>
   Effect.suspend(() => {
@@ -215,21 +209,7 @@ const request = <A>(child: ChildProcess, message: ToPeer, pick: (answer: FromPee
 
 const spawnPeer = (psk: Uint8Array): Effect.Effect<Peer, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const self = fileURLToPath(import.meta.url)
-    const child = yield* Effect.acquireRelease(
-      Effect.sync(() =>
-        fork(self, ["--peer", Buffer.from(psk).toString("hex")], {
-          execArgv: [...process.execArgv, "--expose-gc"],
-          stdio: ["ignore", "inherit", "inherit", "ipc"]
-        })
-      ),
-      (child) =>
-        Effect.async<void>((resume) => {
-          if (child.exitCode !== null) return resume(Effect.void)
-          child.once("exit", () => resume(Effect.void))
-          child.send({ type: "exit" } satisfies ToPeer)
-        })
-    )
+    const child = yield* Child.forkSelf(import.meta.url, ["--peer", Buffer.from(psk).toString("hex")], { type: "exit" } satisfies ToPeer)
     const ready = yield* nextMessage(child)
     if (ready.type !== "ready") return yield* Effect.dieMessage("the receiver did not start")
     return {
