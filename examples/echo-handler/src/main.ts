@@ -5,14 +5,21 @@
  */
 import { Node, NodeRpc, TransportMemory } from "@weft/core"
 import { Chunk, Effect, Layer, Stream } from "effect"
+import { randomBytes } from "node:crypto"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { Echo, EchoLive } from "./Echo.js"
 
+// Both nodes share a fresh network key, so they talk over the secure link.
+const psk = new Uint8Array(randomBytes(32))
+
 const node = (network: TransportMemory.MemoryNetwork, name: string) =>
-  Layer.build(EchoLive.pipe(Layer.provideMerge(
-    Node.layer({ dataDir: Path.join(Os.tmpdir(), `weft-echo-${process.pid}-${name}`), control: false, transport: TransportMemory.layer(network) })
-  )))
+  Layer.build(EchoLive.pipe(Layer.provideMerge(Node.layer({
+    dataDir: Path.join(Os.tmpdir(), `weft-echo-${process.pid}-${name}`),
+    control: false,
+    transport: TransportMemory.layer(network),
+    network: { psk }
+  }))))
 
 // The same code whatever node the client talks to.
 const useEcho = (client: NodeRpc.Client<typeof Echo>) =>
