@@ -14,6 +14,8 @@ export interface Values {
   readonly cellBytes: number
   /** Inbound cells queued per endpoint before the transport drops (and counts) new ones. */
   readonly endpointInboxCells: number
+  /** Outbound cells a socket may queue (when the kernel's buffer is full) before new ones are dropped and counted. */
+  readonly endpointSendQueueCells: number
 
   // Link (sessions)
   /** Largest frame a session carries after reassembly from cells. */
@@ -134,12 +136,41 @@ export interface Values {
   // Control endpoint
   /** Local tools connected to the control socket at once. */
   readonly controlConnectionsMax: number
+
+  // Gossip
+  /** Largest gossip payload; a larger publish fails, a larger inbound message is dropped and counted. */
+  readonly gossipMessageBytesMax: number
+  /** Message ids a node remembers; past it the oldest is forgotten early (and counted). */
+  readonly gossipSeenCacheEntriesMax: number
+  /** How long a message id is remembered, so no copy of it is delivered twice. */
+  readonly gossipSeenWindow: Duration.Duration
+  /** How long a message's payload is kept to answer IWANT/GRAFT requests. */
+  readonly gossipPayloadWindow: Duration.Duration
+  /** Ids in one IHAVE (and announced per topic per tick); more are dropped and counted. */
+  readonly gossipIhaveIdsMax: number
+  /** Ids in one IWANT or GRAFT request; more are dropped and counted. */
+  readonly gossipIwantIdsMax: number
+  /** Requested ids served to one peer per second; more are dropped and counted. */
+  readonly gossipIwantServedPerPeerPerSecond: number
+  /** Announced-but-missing message ids tracked for repair; more are dropped and counted. */
+  readonly gossipMissingEntriesMax: number
+  /** IDONTWANT ids remembered per peer; the oldest is forgotten past it. */
+  readonly gossipDontwantIdsPerPeerMax: number
+  /** Topics tracked per peer's subscriptions; more are dropped and counted. */
+  readonly gossipTopicsPerPeerMax: number
+  /** Scores of disconnected peers retained (so reconnecting does not reset a bad score); oldest evicted. */
+  readonly gossipRetainedScoresMax: number
+  /** Inbound gossip bytes per second accepted from one peer (token bucket refill). */
+  readonly gossipPeerBytesPerSecond: number
+  /** Inbound gossip burst accepted from one peer (token bucket size). */
+  readonly gossipPeerBurstBytes: number
 }
 
 /** The defaults. */
 export const defaults: Values = {
   cellBytes: 1232,
   endpointInboxCells: 4096,
+  endpointSendQueueCells: 1024,
 
   frameBytesMax: 64 * 1024,
   peersMax: 256,
@@ -199,7 +230,21 @@ export const defaults: Values = {
   retransmitTimeoutMin: Duration.millis(200),
   retransmitTimeoutMax: Duration.seconds(60),
 
-  controlConnectionsMax: 32
+  controlConnectionsMax: 32,
+
+  gossipMessageBytesMax: 60 * 1024,
+  gossipSeenCacheEntriesMax: 131_072,
+  gossipSeenWindow: Duration.minutes(2),
+  gossipPayloadWindow: Duration.seconds(10),
+  gossipIhaveIdsMax: 1024,
+  gossipIwantIdsMax: 1024,
+  gossipIwantServedPerPeerPerSecond: 4096,
+  gossipMissingEntriesMax: 8192,
+  gossipDontwantIdsPerPeerMax: 256,
+  gossipTopicsPerPeerMax: 64,
+  gossipRetainedScoresMax: 1024,
+  gossipPeerBytesPerSecond: 16 * 1024 * 1024,
+  gossipPeerBurstBytes: 4 * 1024 * 1024
 }
 
 /** The node's limits as a service. */

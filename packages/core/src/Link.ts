@@ -11,8 +11,7 @@
  * Implementations: `LinkPlain` (identity-authenticated, unencrypted; the foundation) and, later,
  * the PSK-gated post-quantum secure link. Both satisfy this contract, so nothing above changes.
  */
-import type { Effect, Stream } from "effect"
-import { Context } from "effect"
+import { Context, Effect, Stream } from "effect"
 import type { NodeId } from "./NodeId.js"
 import type { Address } from "./Transport.js"
 import type { LinkError } from "./WeftError.js"
@@ -34,13 +33,26 @@ export interface Session {
    * go ahead of queued bulk. Fails once the session is closed.
    */
   readonly send: (frame: Uint8Array, options?: SendOptions) => Effect.Effect<void, LinkError>
-  /** Inbound frames; one consumer; ends when the session closes. */
+  /** Inbound frames; ends when the session closes. One consumer: `frames` or `receive`, not both. */
   readonly frames: Stream.Stream<Uint8Array>
+  /**
+   * Inbound frames as plain callbacks, in arrival order, for layers above that are plain code (the
+   * stream layer): on a raw link `onFrame` runs on the per-cell path, with no queue and no fiber in
+   * between, so it must not block or throw. Completes when the session closes.
+   */
+  readonly receive: (onFrame: (frame: Uint8Array) => void) => Effect.Effect<void>
   /** Completes when the session has closed, for whatever reason. */
   readonly closed: Effect.Effect<void>
   /** Closes the session (idempotent). */
   readonly close: Effect.Effect<void>
 }
+
+/** `receive` over a stream of frames, one chunk at a time (for sessions whose frames come from a `Stream`). */
+export const receiveFrom = (frames: Stream.Stream<Uint8Array>) => (onFrame: (frame: Uint8Array) => void): Effect.Effect<void> =>
+  Stream.runForEachChunk(frames, (chunk) =>
+    Effect.sync(() => {
+      for (const frame of chunk) onFrame(frame)
+    }))
 
 /** How a frame is sent over a session that carries streams. */
 export interface SendOptions {

@@ -38,6 +38,7 @@ import { Chunk, Context, Deferred, Duration, Effect, Exit, Layer, Mailbox, Rando
 import * as Identity from "./Identity.js"
 import { concat, equalBytes } from "./internal/bytes.js"
 import * as fragment from "./internal/fragment.js"
+import * as Inbound from "./internal/sessionInbound.js"
 import { Limits } from "./Limits.js"
 import type { Session, SessionInfo, Stats } from "./Link.js"
 import { Link } from "./Link.js"
@@ -138,6 +139,8 @@ interface LiveState {
   readonly info: SessionInfo
   readonly inbox: Mailbox.Mailbox<Uint8Array>
   readonly closedSignal: Deferred.Deferred<void>
+  /** Set while a layer above takes frames with `Session.receive`. */
+  handler: ((frame: Uint8Array) => void) | undefined
   readonly nonceA: Uint8Array
   readonly nonceB: Uint8Array
   /** The CONFIRM we sent (initiator only), repeated if the responder repeats its HELLO_ACK. */
@@ -223,7 +226,11 @@ const sendFrame = (ctx: Ctx, to: Address, frame: Uint8Array): Effect.Effect<void
     ctx.frameId = (ctx.frameId + 1) >>> 0
     // The secure link seals each cell here; LinkPlain sends them as cut.
     const cells = fragment.cut(frame, ctx.frameId, ctx.settings.cellBytes)
-    return Effect.forEach(cells, (cell) => ctx.endpoint.send(to, cell), { discard: true })
+    for (const cell of cells) {
+      const error = ctx.endpoint.unsafeSend(to, cell)
+      if (error !== undefined) return Effect.fail(error)
+    }
+    return Effect.void
   })
 
 /** Best effort: loss is the medium's right, and retries are timer-driven. */
@@ -279,6 +286,7 @@ const sessionOf = (ctx: Ctx, live: LiveState): Session => {
         )
       }),
     frames: Mailbox.toStream(live.inbox),
+    receive: Inbound.receive(live),
     closed: Deferred.await(live.closedSignal),
     close: Effect.suspend(() => {
       if (!live.open) return Effect.void
@@ -326,7 +334,7 @@ const register = (
   const nowMs = ctx.now()
   const info: SessionInfo = { peer: done.peer, remote: done.address, initiator: done.initiator, establishedAtMs: nowMs }
   const state: LiveState = {
-    info, inbox, closedSignal, nonceA: done.nonceA, nonceB: done.nonceB, confirm: done.confirm,
+    info, inbox, closedSignal, handler: undefined, nonceA: done.nonceA, nonceB: done.nonceB, confirm: done.confirm,
     lastInboundMs: nowMs, lastSentMs: nowMs, open: true
   }
   const live: Live = Object.assign(state, { session: sessionOf(ctx, state) })
@@ -500,7 +508,7 @@ const onData = (ctx: Ctx, from: Address, frame: Uint8Array): undefined => {
   const live = ctx.byAddress.get(from)
   if (live === undefined) return holdEarly(ctx, from, frame)
   if (frame.length - 1 > ctx.settings.frameBytesMax) return reject(ctx, frame)
-  if (live.inbox.unsafeOffer(frame.subarray(1))) ctx.counters.framesReceived++
+  if (Inbound.deliver(live, frame.subarray(1))) ctx.counters.framesReceived++
   else ctx.counters.framesDroppedInboxFull++
   return undefined
 }

@@ -11,7 +11,7 @@
 import { Effect, Exit, Scope, Stream } from "effect"
 import * as CongestionControl from "./CongestionControl.js"
 import type { Session } from "./Link.js"
-import { Link } from "./Link.js"
+import { Link, receiveFrom } from "./Link.js"
 import { Limits } from "./Limits.js"
 import * as Path from "./Path.js"
 import * as Streams from "./Streams.js"
@@ -61,6 +61,7 @@ const connect = (session: Session, streamsMax: number) =>
       Effect.ensuring(session.closed, Scope.close(connectionScope, Exit.void)),
       connectionScope
     )
+    const frames = Stream.map(connection.frames, (item) => item.frame)
     return {
       peer: session.peer,
       remote: session.remote,
@@ -71,7 +72,8 @@ const connect = (session: Session, streamsMax: number) =>
         connection.send((options?.stream ?? 0) % streamsMax, frame, {
           priority: options?.priority ?? (frame.length <= controlFrameBytesMax ? "control" : "bulk")
         }) as Effect.Effect<void, LinkError>,
-      frames: Stream.map(connection.frames, (item) => item.frame),
+      frames,
+      receive: receiveFrom(frames),
       closed: session.closed,
       close: Effect.zipRight(session.close, Scope.close(connectionScope, Exit.void))
     } satisfies Session

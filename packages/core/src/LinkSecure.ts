@@ -31,6 +31,7 @@ import { Chunk, Context, Deferred, Duration, Effect, Exit, FiberId, Layer, Mailb
 import { randomBytes as cryptoRandomBytes } from "node:crypto"
 import * as Identity from "./Identity.js"
 import * as fragment from "./internal/fragment.js"
+import * as Inbound from "./internal/sessionInbound.js"
 import * as crypto from "./internal/secureCrypto.js"
 import * as hs from "./internal/secureHandshake.js"
 import { Limits } from "./Limits.js"
@@ -203,6 +204,8 @@ interface LiveState {
   readonly info: SessionInfo
   readonly inbox: Mailbox.Mailbox<Uint8Array>
   readonly closedSignal: Deferred.Deferred<void>
+  /** Set while a layer above takes frames with `Session.receive`. */
+  handler: ((frame: Uint8Array) => void) | undefined
   keys: Keys
   /** Receive keys of the generation before `keys`, valid until `previousUntilMs`. */
   previous: crypto.Opener | undefined
@@ -264,8 +267,14 @@ const cutFrame = (ctx: Ctx, frame: Uint8Array): Array<Uint8Array> => {
 }
 
 
-const sendCells = (ctx: Ctx, to: Address, cells: ReadonlyArray<Uint8Array>): Effect.Effect<void, TransportError> =>
-  Effect.forEach(cells, (cell) => ctx.endpoint.send(to, cell), { discard: true })
+/** Hands cells to the transport as plain code; the first refusal stops the rest (they belong to one frame). */
+const sendCells = (ctx: Ctx, to: Address, cells: ReadonlyArray<Uint8Array>): Effect.Effect<void, TransportError> => {
+  for (const cell of cells) {
+    const error = ctx.endpoint.unsafeSend(to, cell)
+    if (error !== undefined) return Effect.fail(error)
+  }
+  return Effect.void
+}
 
 const nextFrameId = (ctx: Ctx): number => (ctx.frameId = (ctx.frameId + 1) >>> 0)
 
@@ -392,6 +401,7 @@ const sessionOf = (ctx: Ctx, live: LiveState): Session => {
         )
       }),
     frames: Mailbox.toStream(live.inbox),
+    receive: Inbound.receive(live),
     closed: Deferred.await(live.closedSignal),
     close: Effect.suspend(() => {
       if (!live.open) return Effect.void
@@ -416,7 +426,7 @@ const newLive = (ctx: Ctx, done: Established, inbox: Mailbox.Mailbox<Uint8Array>
   const nowMs = ctx.now()
   const state: LiveState = {
     info: { peer: done.peer, remote: done.address, initiator: done.initiator, establishedAtMs: nowMs },
-    inbox, closedSignal, keys: done.keys, previous: undefined, previousUntilMs: 0, next: undefined, nextSinceMs: 0,
+    inbox, closedSignal, handler: undefined, keys: done.keys, previous: undefined, previousUntilMs: 0, next: undefined, nextSinceMs: 0,
     keysSinceMs: nowMs, sentFinish: done.sentFinish, rekeyRequested: false, rekeyNotBeforeMs: 0,
     lastInboundMs: nowMs, lastSentMs: nowMs, open: true
   }
@@ -733,7 +743,7 @@ const onSessionFrame = (ctx: Ctx, live: Live, frame: Uint8Array, nowMs: number):
   switch (frame[0]) {
     case Kind.Data:
       if (frame.length - 1 > ctx.settings.frameBytesMax) return rejectFrame(ctx, frame, "framesMalformed")
-      if (live.inbox.unsafeOffer(frame.subarray(1))) ctx.counters.framesReceived++
+      if (Inbound.deliver(live, frame.subarray(1))) ctx.counters.framesReceived++
       else ctx.counters.framesDroppedInboxFull++
       return undefined
     case Kind.Keepalive:

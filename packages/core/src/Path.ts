@@ -7,7 +7,7 @@
  * Streams see only this contract, so routing slots in underneath without touching them.
  */
 import type { Effect, Stream } from "effect"
-import type { Session } from "./Link.js"
+import { receiveFrom as receiveFrames, type Session } from "./Link.js"
 import type { NodeId } from "./NodeId.js"
 import type { LinkError } from "./WeftError.js"
 
@@ -19,19 +19,28 @@ export interface Path {
   readonly mtuBytes: number
   /** Sends one datagram, unreliably. Fails once the path is gone. */
   readonly send: (datagram: Uint8Array) => Effect.Effect<void, LinkError>
-  /** Inbound datagrams; one consumer; ends when the path closes. A one-way path never emits. */
-  readonly datagrams: Stream.Stream<Uint8Array>
+  /** Takes the path's inbound datagrams (one consumer); see `Receive`. A one-way path never delivers any. */
+  readonly receive: Receive
 }
+
+/**
+ * Delivers inbound datagrams to `onDatagram` as plain code, in arrival order, until the path closes;
+ * the effect then completes. `onDatagram` runs on the per-cell path: it must not block or throw.
+ */
+export type Receive = (onDatagram: (datagram: Uint8Array) => void) => Effect.Effect<void>
+
+/** `Receive` over a stream of datagrams (tests, and paths whose datagrams come from a `Stream`). */
+export const receiveFrom = (datagrams: Stream.Stream<Uint8Array>): Receive => receiveFrames(datagrams)
 
 /**
  * A path over one link session. `mtuBytes` should be what one cell carries of a session frame
  * (for `LinkPlain`: `cellBytes` less its 10-byte cell header and 1-byte kind), so that a datagram
  * is never cut into several cells; it may not exceed the session's `frameBytesMax`.
- * The path takes over `session.frames`, which has one consumer.
+ * The path takes over the session's inbound frames (`session.receive`), which have one consumer.
  */
 export const fromSession = (session: Session, mtuBytes: number): Path => {
   if (!Number.isInteger(mtuBytes) || mtuBytes <= 0 || mtuBytes > session.frameBytesMax) {
     throw new Error(`Path.fromSession: mtuBytes ${mtuBytes} is not in [1, ${session.frameBytesMax}]`)
   }
-  return { peer: session.peer, mtuBytes, send: session.send, datagrams: session.frames }
+  return { peer: session.peer, mtuBytes, send: session.send, receive: session.receive }
 }

@@ -22,7 +22,7 @@
  * one receiver loop per connection; the per-packet work is plain code over buffers.
  */
 import type { Scope } from "effect"
-import { Chunk, Deferred, Duration, Effect, Fiber, Option, Stream } from "effect"
+import { Chunk, Deferred, Duration, Effect, Exit, Fiber, Option, Stream } from "effect"
 import { CongestionControl } from "./CongestionControl.js"
 import { type Config, Machine } from "./internal/streamsConnection.js"
 import * as Signal from "./internal/signal.js"
@@ -30,7 +30,7 @@ import { mtuBytesMin, streamHeaderBytes } from "./internal/streamsPacket.js"
 import type { Values } from "./Limits.js"
 import { Limits } from "./Limits.js"
 import type { NodeId } from "./NodeId.js"
-import type { Path } from "./Path.js"
+import type { Path, Receive } from "./Path.js"
 import { LinkError } from "./WeftError.js"
 
 /** Options of `make`. */
@@ -39,8 +39,8 @@ export interface Options {
   readonly data: Path
   /** Where ACKs and window updates go (the return path); default `data`. */
   readonly acks?: Path | undefined
-  /** Datagrams from every path the peer may use; default the datagrams of `data` and `acks`. */
-  readonly inbound?: ReadonlyArray<Stream.Stream<Uint8Array>> | undefined
+  /** Where datagrams come from: every path the peer may use; default the `receive` of `data` and `acks`. */
+  readonly inbound?: ReadonlyArray<Receive> | undefined
 }
 
 /** Options of one `send`. */
@@ -162,13 +162,35 @@ interface Loops {
   readonly senderWake: Signal.Signal
   readonly closed: Deferred.Deferred<void>
   readonly close: (error: LinkError) => Effect.Effect<void>
+  /** `close` as plain code (from the per-cell path). */
+  readonly closeNow: (error: LinkError) => void
 }
 
-/** Waits for a notification, or until `delayMs` passed. */
-const waitFor = (signal: Signal.Signal, seen: number, delayMs: number): Effect.Effect<void> => {
-  if (delayMs <= 0) return Effect.yieldNow()
-  if (delayMs === Infinity) return signal.wait(seen)
-  return Effect.raceFirst(Effect.sleep(Duration.millis(delayMs)), signal.wait(seen))
+/**
+ * The sender's timer: one sleeping fiber armed for the machine's next deadline, replaced only when a
+ * deadline comes earlier than the one it sleeps for (racing a sleep on every iteration would fork two
+ * fibers per wake-up). Firing early is harmless: the sender polls, finds nothing due and re-arms.
+ */
+interface Alarm {
+  atMs: number
+  fiber: Fiber.RuntimeFiber<void> | undefined
+}
+
+const armAlarm = (alarm: Alarm, wake: Signal.Signal, atMs: number, nowMs: number): Effect.Effect<void> => {
+  if (atMs >= alarm.atMs) return Effect.void
+  const previous = alarm.fiber
+  alarm.atMs = atMs
+  const ring = Effect.sync(() => {
+    alarm.atMs = Infinity
+    alarm.fiber = undefined
+    wake.notify()
+  })
+  return Effect.zipRight(
+    previous === undefined ? Effect.void : Fiber.interruptFork(previous),
+    Effect.map(Effect.fork(Effect.zipRight(Effect.sleep(Duration.millis(atMs - nowMs)), ring)), (fiber) => {
+      alarm.fiber = fiber
+    })
+  )
 }
 
 /** The one sender loop: timers, then every packet allowed now, then sleep until the next reason to act. */
@@ -176,6 +198,7 @@ const senderLoop = (loops: Loops): Effect.Effect<void> =>
   Effect.gen(function*() {
     const clock = yield* Effect.clock
     const { acks, data, machine, senderWake } = loops
+    const alarm: Alarm = { atMs: Infinity, fiber: undefined }
     while (!machine.closed) {
       const seen = senderWake.seen()
       const nowMs = clock.unsafeCurrentTimeMillis()
@@ -185,26 +208,41 @@ const senderLoop = (loops: Loops): Effect.Effect<void> =>
         if (sent._tag === "Left") return yield* loops.close(sent.left)
       }
       if (machine.closed) return
+      const wakeMs = machine.nextWakeMs(nowMs)
+      if (wakeMs <= nowMs && outgoing.length > 0) {
+        yield* Effect.yieldNow()
+        continue
+      }
       // A poll that sent nothing must not spin at the same instant, whatever the machine asks for.
-      const delayMs = machine.nextWakeMs(nowMs) - nowMs
-      yield* waitFor(senderWake, seen, outgoing.length === 0 ? Math.max(1, delayMs) : delayMs)
+      if (wakeMs !== Infinity) yield* armAlarm(alarm, senderWake, Math.max(wakeMs, nowMs + 1), nowMs)
+      yield* senderWake.wait(seen)
     }
   })
 
-/** The one receiver loop: every datagram from every inbound path, processed synchronously. */
-const receiverLoop = (loops: Loops, inbound: ReadonlyArray<Stream.Stream<Uint8Array>>): Effect.Effect<void> =>
+/**
+ * The receiver: every datagram from every inbound path goes through the machine as plain code, on the
+ * path's own per-cell callback. A defect in the machine closes this connection, not the link below.
+ */
+const receiverLoop = (loops: Loops, inbound: ReadonlyArray<Receive>): Effect.Effect<void> =>
   Effect.gen(function*() {
     const clock = yield* Effect.clock
-    yield* Stream.mergeAll(inbound, { concurrency: "unbounded" }).pipe(
-      Stream.interruptWhen(Deferred.await(loops.closed)),
-      Stream.runForEachChunk((chunk) =>
-        Effect.sync(() => {
-          const nowMs = clock.unsafeCurrentTimeMillis()
-          for (const datagram of chunk) loops.machine.onDatagram(datagram, nowMs)
-          loops.senderWake.notify()
-        })
-      )
+    let defect: unknown = undefined
+    const onDatagram = (datagram: Uint8Array): void => {
+      if (loops.machine.closed) return
+      try {
+        loops.machine.onDatagram(datagram, clock.unsafeCurrentTimeMillis())
+      } catch (error) {
+        defect = error
+        loops.closeNow(new LinkError({ reason: "Closed", detail: "defect in the stream layer" }))
+        return
+      }
+      loops.senderWake.notify()
+    }
+    yield* Effect.raceFirst(
+      Effect.forEach(inbound, (receive) => receive(onDatagram), { concurrency: "unbounded", discard: true }),
+      Deferred.await(loops.closed)
     )
+    if (defect !== undefined) return yield* Effect.die(defect)
     yield* loops.close(new LinkError({ reason: "Closed", detail: "every inbound path ended" }))
   })
 
@@ -265,17 +303,17 @@ export const make = (options: Options): Effect.Effect<Connection, never, Scope.S
       onFrames: framesWake.notify
     })
     const closed = yield* Deferred.make<void>()
-    const close = (error: LinkError) =>
-      Effect.suspend(() => {
-        if (machine.closed) return Effect.void
-        machine.close(error)
-        senderWake.notify()
-        spaceWake.notify()
-        framesWake.notify()
-        return Deferred.succeed(closed, undefined)
-      })
-    const loops: Loops = { machine, data, acks, senderWake, closed, close }
-    const inbound = options.inbound ?? (acks === data ? [data.datagrams] : [data.datagrams, acks.datagrams])
+    const closeNow = (error: LinkError): void => {
+      if (machine.closed) return
+      machine.close(error)
+      senderWake.notify()
+      spaceWake.notify()
+      framesWake.notify()
+      Deferred.unsafeDone(closed, Exit.void)
+    }
+    const close = (error: LinkError) => Effect.sync(() => closeNow(error))
+    const loops: Loops = { machine, data, acks, senderWake, closed, close, closeNow }
+    const inbound = options.inbound ?? (acks === data ? [data.receive] : [data.receive, acks.receive])
     const sender = yield* Effect.forkScoped(senderLoop(loops))
     const receiver = yield* Effect.forkScoped(receiverLoop(loops, inbound))
     const closeAll = Effect.zipRight(

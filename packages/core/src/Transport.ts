@@ -7,8 +7,8 @@
  * The `Transport` service is one bound endpoint; its layer carries the listen options, so a node build
  * picks its transport by providing a layer.
  */
-import type { Effect, Stream } from "effect"
-import { Context } from "effect"
+import type { Stream } from "effect"
+import { Context, Effect } from "effect"
 import type { TransportError } from "./WeftError.js"
 
 /** An endpoint address: `<kind>:<kind-specific text>`, e.g. `mem:3`, `sim:12`, `udp:127.0.0.1:7100`. */
@@ -51,6 +51,13 @@ export interface Endpoint {
    */
   readonly send: (to: Address, cell: Uint8Array) => Effect.Effect<void, TransportError>
   /**
+   * `send` as plain code, for the per-cell path of the link layer (no Effect per cell): undefined when
+   * the medium took the cell, else why not, with the same checks and counters. The medium may hold on
+   * to `cell` after returning (a socket's send queue), so the caller must not reuse its buffer.
+   * An error the medium reports later (an unreachable peer) is only counted.
+   */
+  readonly unsafeSend: (to: Address, cell: Uint8Array) => TransportError | undefined
+  /**
    * Inbound cells in arrival order, from a bounded inbox that drops (and counts) when full.
    * There is one consumer; the stream ends when the endpoint closes.
    */
@@ -60,6 +67,13 @@ export interface Endpoint {
 
 /** The node's bound transport endpoint. */
 export class Transport extends Context.Tag("@weft/core/Transport")<Transport, Endpoint>() {}
+
+/** `send` made from `unsafeSend`, for media that hand a cell over synchronously. */
+export const sendOf = (unsafeSend: Endpoint["unsafeSend"]): Endpoint["send"] => (to, cell) =>
+  Effect.suspend(() => {
+    const error = unsafeSend(to, cell)
+    return error === undefined ? Effect.void : Effect.fail(error)
+  })
 
 /** The kind part of an address (`udp` in `udp:127.0.0.1:7100`). */
 export const kindOf = (address: Address): string => {

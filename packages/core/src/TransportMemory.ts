@@ -17,7 +17,7 @@ import * as Prng from "./internal/prng.js"
 import * as Signal from "./internal/signal.js"
 import { Limits } from "./Limits.js"
 import type { Address, Datagram, Endpoint } from "./Transport.js"
-import { kindOf, Transport } from "./Transport.js"
+import { kindOf, sendOf, Transport } from "./Transport.js"
 import { TransportError } from "./WeftError.js"
 
 /** The address kind of this transport (`mem:<n>` or `mem:<chosen name>`). */
@@ -194,22 +194,17 @@ const transmit = (state: State, from: Address, to: Address, cell: Uint8Array): v
   state.queue.push({ dueMs: state.clock.unsafeCurrentTimeMillis() + state.latencyMs, to, datagram })
 }
 
-const makeSend = (state: State, address: Address, slot: Slot, isClosed: () => boolean, counters: { sent: number }) =>
-(to: Address, cell: Uint8Array): Effect.Effect<void, TransportError> =>
-  Effect.suspend(() => {
-    if (isClosed()) return Effect.fail(new TransportError({ reason: "Closed", detail: address }))
-    if (cell.length !== slot.cellBytes) {
-      return Effect.fail(
-        new TransportError({ reason: "CellSize", detail: `cell of ${cell.length} bytes, expected ${slot.cellBytes}` })
-      )
-    }
-    if (kindOf(to) !== kind) {
-      return Effect.fail(new TransportError({ reason: "BadAddress", detail: `not a ${kind} address: ${to}` }))
-    }
-    counters.sent++
-    transmit(state, address, to, cell)
-    return Effect.void
-  })
+const makeUnsafeSend = (state: State, address: Address, slot: Slot, isClosed: () => boolean, counters: { sent: number }) =>
+(to: Address, cell: Uint8Array): TransportError | undefined => {
+  if (isClosed()) return new TransportError({ reason: "Closed", detail: address })
+  if (cell.length !== slot.cellBytes) {
+    return new TransportError({ reason: "CellSize", detail: `cell of ${cell.length} bytes, expected ${slot.cellBytes}` })
+  }
+  if (kindOf(to) !== kind) return new TransportError({ reason: "BadAddress", detail: `not a ${kind} address: ${to}` })
+  counters.sent++
+  transmit(state, address, to, cell)
+  return undefined
+}
 
 /**
  * Binds an endpoint on `network`. Closing the scope unbinds the address (later sends to it are
@@ -235,11 +230,13 @@ export const make = (
         return inbox.shutdown
       })
     )
+    const unsafeSend = makeUnsafeSend(state, address, slot, () => closed, counters)
     return {
       kind,
       address,
       capabilities: { reliable: state.loss === 0, ordered: true, cellBytes: limits.cellBytes },
-      send: makeSend(state, address, slot, () => closed, counters),
+      send: sendOf(unsafeSend),
+      unsafeSend,
       receive: Mailbox.toStream(inbox),
       stats: InProcess.statsOf(slot, () => counters.sent)
     } satisfies Endpoint

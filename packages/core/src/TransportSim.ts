@@ -17,7 +17,7 @@ import * as Prng from "./internal/prng.js"
 import * as Signal from "./internal/signal.js"
 import { Limits } from "./Limits.js"
 import type { Address, Endpoint } from "./Transport.js"
-import { kindOf, Transport } from "./Transport.js"
+import { kindOf, sendOf, Transport } from "./Transport.js"
 import { TransportError } from "./WeftError.js"
 
 /** The address kind of this transport (`sim:<n>` or `sim:<chosen name>`). */
@@ -517,6 +517,15 @@ export const make = (
     let sent = 0
     yield* bind(state, address, slot)
     const { latency, loss, reorder } = state.settings
+    const unsafeSend = (to: Address, cell: Uint8Array): TransportError | undefined => {
+      const error = state.slots.get(address) === slot ?
+        validateSend(slot.cellBytes, to, cell) :
+        new TransportError({ reason: "Closed", detail: address })
+      if (error !== undefined) return error
+      sent++
+      transmit(state, address, to, cell)
+      return undefined
+    }
     return {
       kind,
       address,
@@ -525,16 +534,8 @@ export const make = (
         ordered: latency.minMs === latency.maxMs && reorder === 0,
         cellBytes: limits.cellBytes
       },
-      send: (to, cell) =>
-        Effect.suspend(() => {
-          const error = state.slots.get(address) === slot ?
-            validateSend(slot.cellBytes, to, cell) :
-            new TransportError({ reason: "Closed", detail: address })
-          if (error !== undefined) return Effect.fail(error)
-          sent++
-          transmit(state, address, to, cell)
-          return Effect.void
-        }),
+      send: sendOf(unsafeSend),
+      unsafeSend,
       receive: Mailbox.toStream(inbox),
       stats: InProcess.statsOf(slot, () => sent)
     } satisfies Endpoint

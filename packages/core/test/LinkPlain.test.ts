@@ -13,7 +13,7 @@ import { Link } from "../src/Link.js"
 import * as NodeId from "../src/NodeId.js"
 import * as TransportMemory from "../src/TransportMemory.js"
 import type { Address, Datagram, Endpoint } from "../src/Transport.js"
-import { Transport } from "../src/Transport.js"
+import { sendOf, Transport } from "../src/Transport.js"
 
 const cellBytes = Limits.defaults.cellBytes
 const Kind = { Hello: 1, HelloAck: 2, Confirm: 3, Data: 4, Keepalive: 5, Close: 6 } as const
@@ -64,16 +64,17 @@ const makeNet = (): Net => {
         })).pipe(
           Effect.map((inbox): Endpoint => {
             inboxes.set(address, inbox)
+            const unsafeSend = (to: string, cell: Uint8Array): undefined => {
+              const sent: Sent = { from: address, to, kind: kindOf(address, cell), cell }
+              net.sent.push(sent)
+              if (!net.drop(sent)) deliver(address, to, cell)
+            }
             return {
               kind: "fake",
               address,
               capabilities: { reliable: false, ordered: true, cellBytes },
-              send: (to, cell) =>
-                Effect.sync(() => {
-                  const sent: Sent = { from: address, to, kind: kindOf(address, cell), cell }
-                  net.sent.push(sent)
-                  if (!net.drop(sent)) deliver(address, to, cell)
-                }),
+              send: sendOf(unsafeSend),
+              unsafeSend,
               receive: Mailbox.toStream(inbox),
               stats: Effect.succeed({ cellsSent: 0, cellsReceived: 0, cellsDroppedInboxFull: 0, cellsDroppedWrongSize: 0 })
             }

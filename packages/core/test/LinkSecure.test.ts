@@ -18,7 +18,7 @@ import * as NodeId from "../src/NodeId.js"
 import * as Simulation from "../src/Simulation.js"
 import * as TransportMemory from "../src/TransportMemory.js"
 import type { Address, Datagram, Endpoint } from "../src/Transport.js"
-import { Transport } from "../src/Transport.js"
+import { sendOf, Transport } from "../src/Transport.js"
 
 const cellBytes = Limits.defaults.cellBytes
 const innerBytes = cellBytes - crypto.overheadBytes
@@ -68,16 +68,17 @@ const makeNet = (): Net => {
         })).pipe(
           Effect.map((inbox): Endpoint => {
             inboxes.set(address, inbox)
+            const unsafeSend = (to: string, cell: Uint8Array): undefined => {
+              const sent: Sent = { from: address, to, cell }
+              net.sent.push(sent)
+              if (!net.drop(sent)) deliver(address, to, cell)
+            }
             return {
               kind: "fake",
               address,
               capabilities: { reliable: false, ordered: true, cellBytes },
-              send: (to, cell) =>
-                Effect.sync(() => {
-                  const sent: Sent = { from: address, to, cell }
-                  net.sent.push(sent)
-                  if (!net.drop(sent)) deliver(address, to, cell)
-                }),
+              send: sendOf(unsafeSend),
+              unsafeSend,
               receive: Mailbox.toStream(inbox),
               stats: Effect.succeed({ cellsSent: 0, cellsReceived: 0, cellsDroppedInboxFull: 0, cellsDroppedWrongSize: 0 })
             }
@@ -920,10 +921,11 @@ describe("LinkSecure: the wire", () => {
       const node = (address: Address, n: number) =>
         Effect.gen(function*() {
           const endpoint = yield* TransportMemory.make(network, { address })
-          const recorded: Endpoint = {
-            ...endpoint,
-            send: (to, cell) => Effect.zipRight(Effect.sync(() => recording && wire.update(cell)), endpoint.send(to, cell))
+          const unsafeSend = (to: string, cell: Uint8Array) => {
+            if (recording) wire.update(cell)
+            return endpoint.unsafeSend(to, cell)
           }
+          const recorded: Endpoint = { ...endpoint, send: sendOf(unsafeSend), unsafeSend }
           return yield* LinkSecure.makeWith({ psk }, { signatures: cheap, randomBytes: yield* seededBytes }).pipe(
             Effect.provideService(Transport, recorded),
             Effect.provideService(Identity.NodeIdentity, fakeIdentity(n))

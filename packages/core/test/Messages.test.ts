@@ -3,7 +3,7 @@ import { Chunk, Deferred, Duration, Effect, Fiber, Mailbox, Schema, Stream, Test
 import type { Scope } from "effect"
 import * as Codec from "../src/Codec.js"
 import * as Envelope from "../src/Envelope.js"
-import { Link } from "../src/Link.js"
+import { Link, receiveFrom } from "../src/Link.js"
 import type { Session } from "../src/Link.js"
 import * as Limits from "../src/Limits.js"
 import * as Messages from "../src/Messages.js"
@@ -89,6 +89,7 @@ const makeFakeLinkNetwork = (count: number, options: FakeNetworkOptions = {}) =>
               return Effect.void
             }),
           frames: Mailbox.toStream(inbox),
+          receive: receiveFrom(Mailbox.toStream(inbox)),
           closed: Deferred.await(closedSignal),
           close: Effect.sync(() => closeEnd(end))
         }

@@ -6,7 +6,7 @@ import * as Prng from "../src/internal/prng.js"
 import * as Packet from "../src/internal/streamsPacket.js"
 import { RangeSet } from "../src/internal/streamsRanges.js"
 import * as Limits from "../src/Limits.js"
-import type { Session } from "../src/Link.js"
+import { receiveFrom, type Session } from "../src/Link.js"
 import * as NodeId from "../src/NodeId.js"
 import * as Path from "../src/Path.js"
 import * as Simulation from "../src/Simulation.js"
@@ -44,8 +44,8 @@ const pathPair = (network: TransportSim.SimNetwork) =>
   Effect.gen(function*() {
     const a = yield* TransportSim.make(network, { address: "sim:a" })
     const b = yield* TransportSim.make(network, { address: "sim:b" })
-    const atA: Path.Path = { peer: idB, mtuBytes, send: sendVia(a, b.address), datagrams: received(a) }
-    const atB: Path.Path = { peer: idA, mtuBytes, send: sendVia(b, a.address), datagrams: received(b) }
+    const atA: Path.Path = { peer: idB, mtuBytes, send: sendVia(a, b.address), receive: Path.receiveFrom(received(a)) }
+    const atB: Path.Path = { peer: idA, mtuBytes, send: sendVia(b, a.address), receive: Path.receiveFrom(received(b)) }
     return { atA, atB }
   })
 
@@ -54,8 +54,8 @@ const oneWay = (network: TransportSim.SimNetwork, name: string, peer: NodeId.Nod
   Effect.gen(function*() {
     const from = yield* TransportSim.make(network, { address: `sim:${name}-tx` })
     const to = yield* TransportSim.make(network, { address: `sim:${name}-rx` })
-    const tx: Path.Path = { peer, mtuBytes, send: sendVia(from, to.address), datagrams: Stream.never }
-    return { tx, rx: received(to), address: from.address }
+    const tx: Path.Path = { peer, mtuBytes, send: sendVia(from, to.address), receive: () => Effect.never }
+    return { tx, rx: Path.receiveFrom(received(to)), address: from.address }
   })
 
 /** Every datagram `path` sends, decoded, with its send time. */
@@ -275,12 +275,14 @@ describe("Path", () => {
         mtuBytes: 1221,
         send: (frame) => Effect.sync(() => void sent.push(frame)),
         frames: Stream.make(new Uint8Array([1])),
+        receive: receiveFrom(Stream.make(new Uint8Array([1]))),
         closed: Effect.void,
         close: Effect.void
       }
       const path = Path.fromSession(session, 1221)
       yield* path.send(new Uint8Array([7]))
-      const inbound = yield* Stream.runCollect(path.datagrams)
+      const inbound: Array<Uint8Array> = []
+      yield* path.receive((datagram) => inbound.push(datagram))
       assert.deepStrictEqual([path.peer, path.mtuBytes, sent.length, [...inbound].length], [idB, 1221, 1, 1])
       assert.throws(() => Path.fromSession(session, 70000))
     }))

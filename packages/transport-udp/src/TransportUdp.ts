@@ -3,8 +3,10 @@
  * IPv6 hosts in brackets (`udp:127.0.0.1:7100`, `udp:[::1]:7100`); hosts are IP literals only, so
  * neither bind nor send ever waits on DNS.
  *
- * The cell path is plain callbacks: an inbound datagram goes from the socket's `message` callback
- * straight into a bounded dropping `Mailbox`; a send is one `socket.send` wrapped in `Effect.async`.
+ * The cell path is plain callbacks: inbound datagrams are gathered from the socket's `message` callbacks
+ * (libuv reads several per poll) and handed to a bounded dropping `Mailbox` once per event-loop turn, so
+ * the link above wakes once per batch, not per cell; `unsafeSend` is one `socket.send` with no Effect and
+ * no closure per cell (the link's path), `send` waits for the kernel's answer.
  * UDP is unreliable, unordered and connectionless: a send succeeds once the kernel took the datagram,
  * and an unreachable peer is silent (its errors are counted, never fatal to the endpoint).
  */
@@ -62,6 +64,8 @@ export interface UdpStats extends Stats {
   readonly sendErrors: number
   /** `error` events on the socket after it was bound: counted, never fatal. */
   readonly socketErrors: number
+  /** Cells `unsafeSend` dropped because the socket already queued `endpointSendQueueCells`. */
+  readonly cellsDroppedSendQueueFull: number
 }
 
 /** A bound UDP endpoint: a `Transport` endpoint whose `stats` carry the UDP counters. */
@@ -130,6 +134,9 @@ interface Config {
 interface State {
   readonly socket: Dgram.Socket
   readonly inbox: Mailbox.Mailbox<Datagram>
+  /** Cells read in this event-loop turn, handed to `inbox` together at its end. */
+  batch: Array<Datagram>
+  flushScheduled: boolean
   /** Set first thing on release: sends fail with "Closed" from then on. */
   closed: boolean
   socketClosed: boolean
@@ -139,6 +146,7 @@ interface State {
   cellsDroppedWrongSize: number
   sendErrors: number
   socketErrors: number
+  cellsDroppedSendQueueFull: number
 }
 
 const bindError = (detail: string) => new TransportError({ reason: "Bind", detail })
@@ -235,16 +243,38 @@ const setBufferSizes = (socket: Dgram.Socket, config: Config): Effect.Effect<voi
 // ---------------------------------------------------------------------------------------------------
 // The cell path
 
-/** The `message` callback: exact-size datagrams go to the inbox (no copy, no Effect), others are counted. */
-const makeOnMessage = (state: State, cellBytes: number, family: 4 | 6) =>
+/** Hands the turn's cells to the inbox in one offer (one wake-up of the reader); what does not fit is counted. */
+const flush = (state: State): void => {
+  state.flushScheduled = false
+  const batch = state.batch
+  if (batch.length === 0 || state.closed) return
+  state.batch = []
+  const rejected = state.inbox.unsafeOfferAll(batch).length
+  state.cellsReceived += batch.length - rejected
+  state.cellsDroppedInboxFull += rejected
+}
+
+/**
+ * The `message` callback: exact-size datagrams join the turn's batch (no copy, no Effect), others are
+ * counted. The batch never outgrows the inbox: cells past its capacity would be dropped at the flush anyway.
+ */
+const makeOnMessage = (state: State, cellBytes: number, family: 4 | 6, batchCellsMax: number) =>
 (message: Buffer, remote: Dgram.RemoteInfo): void => {
   if (message.length !== cellBytes) {
     state.cellsDroppedWrongSize++
     return
   }
+  if (state.batch.length >= batchCellsMax) {
+    state.cellsDroppedInboxFull++
+    return
+  }
   const from = family === 6 ? `${prefix}[${remote.address}]:${remote.port}` : `${prefix}${remote.address}:${remote.port}`
-  if (state.inbox.unsafeOffer({ from, cell: message })) state.cellsReceived++
-  else state.cellsDroppedInboxFull++
+  state.batch.push({ from, cell: message })
+  if (!state.flushScheduled) {
+    state.flushScheduled = true
+    // After the poll phase: every datagram libuv read in this turn is in the batch by then.
+    setImmediate(flush, state)
+  }
 }
 
 // Errors that mean "this datagram is lost", which UDP reports to nobody: count them, succeed.
@@ -303,6 +333,38 @@ const makeSend = (state: State, cellBytes: number, family: 4 | 6, resolve: (addr
     }
   })
 
+/**
+ * `unsafeSend`: one `socket.send` with a shared callback. On loopback and with room in the kernel's
+ * buffer the datagram is copied by the kernel during the call; otherwise libuv queues it (holding `cell`),
+ * and past `endpointSendQueueCells` queued cells new ones are dropped like any lost datagram.
+ */
+const makeUnsafeSend = (
+  state: State,
+  cellBytes: number,
+  family: 4 | 6,
+  resolve: (address: Address) => Peer | undefined,
+  sendQueueCellsMax: number
+) => {
+  const onSent = (error: Error | null): void => {
+    if (error !== null && error !== undefined) state.sendErrors++
+  }
+  return (to: Address, cell: Uint8Array): TransportError | undefined => {
+    const peer = checkSend(state, cellBytes, family, to, cell, resolve(to))
+    if (peer instanceof TransportError) return peer
+    if (state.socket.getSendQueueCount() >= sendQueueCellsMax) {
+      state.cellsDroppedSendQueueFull++
+      return undefined
+    }
+    try {
+      state.socket.send(cell, peer.port, peer.host, onSent)
+      state.cellsSent++
+    } catch {
+      state.sendErrors++
+    }
+    return undefined
+  }
+}
+
 const statsOf = (state: State): Effect.Effect<UdpStats> =>
   Effect.sync(() => ({
     cellsSent: state.cellsSent,
@@ -310,19 +372,22 @@ const statsOf = (state: State): Effect.Effect<UdpStats> =>
     cellsDroppedInboxFull: state.cellsDroppedInboxFull,
     cellsDroppedWrongSize: state.cellsDroppedWrongSize,
     sendErrors: state.sendErrors,
-    socketErrors: state.socketErrors
+    socketErrors: state.socketErrors,
+    cellsDroppedSendQueueFull: state.cellsDroppedSendQueueFull
   }))
 
 // ---------------------------------------------------------------------------------------------------
 // The endpoint
 
 /** Opens the socket with its listeners; closing the scope closes it and ends the inbox. */
-const acquire = (config: Config, cellBytes: number, inbox: Mailbox.Mailbox<Datagram>) =>
+const acquire = (config: Config, limits: Limits.Values, inbox: Mailbox.Mailbox<Datagram>) =>
   Effect.acquireRelease(
     Effect.sync((): State => {
       const state: State = {
         socket: openSocket(config),
         inbox,
+        batch: [],
+        flushScheduled: false,
         closed: false,
         socketClosed: false,
         cellsSent: 0,
@@ -330,11 +395,12 @@ const acquire = (config: Config, cellBytes: number, inbox: Mailbox.Mailbox<Datag
         cellsDroppedInboxFull: 0,
         cellsDroppedWrongSize: 0,
         sendErrors: 0,
-        socketErrors: 0
+        socketErrors: 0,
+        cellsDroppedSendQueueFull: 0
       }
       // always listening for errors, so a late one is counted rather than thrown out of the process
       state.socket.on("error", () => state.socketErrors++)
-      state.socket.on("message", makeOnMessage(state, cellBytes, config.family))
+      state.socket.on("message", makeOnMessage(state, limits.cellBytes, config.family, limits.endpointInboxCells))
       return state
     }),
     (state) =>
@@ -354,7 +420,7 @@ export const make = (options: Options = {}): Effect.Effect<UdpEndpoint, Transpor
     const limits = yield* Limits.Limits
     const config = yield* configOf(options, limits.cellBytes)
     const inbox = yield* Mailbox.make<Datagram>({ capacity: limits.endpointInboxCells, strategy: "dropping" })
-    const state = yield* acquire(config, limits.cellBytes, inbox)
+    const state = yield* acquire(config, limits, inbox)
     const closeNow = Effect.suspend(() => {
       state.closed = true
       return closeSocket(state)
@@ -368,6 +434,7 @@ export const make = (options: Options = {}): Effect.Effect<UdpEndpoint, Transpor
       address: format({ host: local.address, port: local.port }),
       capabilities: { reliable: false, ordered: false, cellBytes: limits.cellBytes },
       send: makeSend(state, limits.cellBytes, config.family, resolve),
+      unsafeSend: makeUnsafeSend(state, limits.cellBytes, config.family, resolve, limits.endpointSendQueueCells),
       receive: Mailbox.toStream(inbox),
       stats: statsOf(state)
     } satisfies UdpEndpoint

@@ -293,6 +293,30 @@ describe("TransportUdp", () => {
       assert.isTrue(received.every((d) => decodeCell(d.cell, cellBytes)?.tag === 3))
     }))
 
+  it.scopedLive("cells read in one event-loop turn reach the reader as one batch", () =>
+    Effect.gen(function*() {
+      const endpoint = yield* open({ recvBufferBytes })
+      const chunks: Array<number> = []
+      yield* endpoint.receive.pipe(
+        Stream.runForEachChunk((chunk) => Effect.sync(() => void chunks.push(chunk.length))),
+        Effect.forkScoped
+      )
+      const raw = yield* rawSocket
+      yield* rawSend(raw, endpoint.address, Array.from({ length: 32 }, (_, index) => cellOf(cellBytes, 4, index)))
+      assert.isTrue(yield* waitUntil(() => chunks.reduce((sum, n) => sum + n, 0) >= 32))
+      assert.isBelow(chunks.length, 32, `32 cells came in ${chunks.length} chunks, not one wake-up per cell`)
+    }))
+
+  it.scopedLive("unsafeSend past a full socket send queue drops the cell and counts it", () =>
+    Effect.gen(function*() {
+      // a bound of 0 queued cells: every send finds the queue "full", which a busy kernel buffer would cause
+      const a = yield* open({}, { endpointSendQueueCells: 0 })
+      const b = yield* open()
+      assert.isUndefined(a.unsafeSend(b.address, cellOf(cellBytes, 5, 0)), "a dropped datagram is no error: UDP loses")
+      const stats = yield* a.stats
+      assert.deepStrictEqual([stats.cellsDroppedSendQueueFull, stats.cellsSent], [1, 0])
+    }))
+
   it.scopedLive("a port in use is a typed Bind error", () =>
     Effect.gen(function*() {
       const a = yield* open()

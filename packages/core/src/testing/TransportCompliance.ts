@@ -243,6 +243,25 @@ const manyCells = (kit: Kit) =>
     else assert.isAtLeast(indices.size, count / 2, "most cells arrive")
   })
 
+const unsafeSends = (kit: Kit) =>
+  Effect.gen(function*() {
+    const a = yield* kit.open()
+    const b = yield* kit.open()
+    const reader = yield* kit.read(b)
+    const cellBytes = a.capabilities.cellBytes
+    const count = 500
+    for (let index = 0; index < count; index++) {
+      assert.isUndefined(a.unsafeSend(b.address, cellOf(cellBytes, 10, index)), "the medium took the cell")
+    }
+    assert.strictEqual(a.unsafeSend(b.address, new Uint8Array(cellBytes + 1))?.reason, "CellSize")
+    assert.strictEqual(a.unsafeSend(`not${a.kind}:1`, cellOf(cellBytes, 10, 0))?.reason, "BadAddress")
+    const indices = () => new Set(reader.received.map((d) => decodeCell(d.cell, cellBytes)?.index))
+    yield* kit.settleUntil(() => indices().size >= count)
+    assert.isTrue(reader.received.every((d) => d.from === a.address && decodeCell(d.cell, cellBytes)?.tag === 10))
+    assert.isAtLeast(indices().size, a.capabilities.reliable ? count : count / 2)
+    assert.isAtLeast((yield* a.stats).cellsSent, a.capabilities.reliable ? count : count / 2)
+  })
+
 const wrongSize = (kit: Kit) =>
   Effect.gen(function*() {
     const a = yield* kit.open()
@@ -386,6 +405,7 @@ export const suite = (name: string, harness: Harness, options: SuiteOptions = {}
     register("round trip both ways", roundTrip)
     register("every delivered cell is exactly cellBytes and byte-identical (copied on send)", exactCells)
     register("many small messages (1,000 cells) arrive uncorrupted", manyCells)
+    register("unsafeSend (the per-cell path) delivers like send and returns its refusals", unsafeSends)
     register("a wrong-size send fails with TransportError(CellSize)", wrongSize)
     register("an address of another kind fails with TransportError(BadAddress)", badAddress)
     register("endpoints have distinct addresses and a third reaches both", threeEndpoints)
