@@ -238,10 +238,10 @@ const receiverLoop = (loops: Loops, inbound: ReadonlyArray<Receive>): Effect.Eff
       }
       loops.senderWake.notify()
     }
-    yield* Effect.raceFirst(
-      Effect.forEach(inbound, (receive) => receive(onDatagram), { concurrency: "unbounded", discard: true }),
-      Deferred.await(loops.closed)
-    )
+    // Runs until every path has closed; closing the connection interrupts it (no fiber races it per path).
+    yield* inbound.length === 1
+      ? inbound[0]!(onDatagram)
+      : Effect.forEach(inbound, (receive) => receive(onDatagram), { concurrency: "unbounded", discard: true })
     if (defect !== undefined) return yield* Effect.die(defect)
     yield* loops.close(new LinkError({ reason: "Closed", detail: "every inbound path ended" }))
   })
