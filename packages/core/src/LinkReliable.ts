@@ -54,13 +54,11 @@ export const wrap = (raw: Link["Type"]): Effect.Effect<Link["Type"], never, Scop
 const connect = (session: Session, streamsMax: number) =>
   Effect.gen(function*() {
     const connectionScope = yield* Scope.fork(yield* Effect.scope, { _tag: "Sequential" } as never)
-    const connection = yield* Streams.make({ data: Path.fromSession(session, session.mtuBytes) }).pipe(
-      Scope.extend(connectionScope)
-    )
-    yield* Effect.forkIn(
-      Effect.ensuring(session.closed, Scope.close(connectionScope, Exit.void)),
-      connectionScope
-    )
+    // The connection's receiver ends when the session closes, and then closes the connection's scope.
+    const connection = yield* Streams.make({
+      data: Path.fromSession(session, session.mtuBytes),
+      onEnd: Scope.close(connectionScope, Exit.void)
+    }).pipe(Scope.extend(connectionScope))
     const frames = Stream.map(connection.frames, (item) => item.frame)
     return {
       peer: session.peer,

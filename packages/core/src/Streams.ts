@@ -41,6 +41,12 @@ export interface Options {
   readonly acks?: Path | undefined
   /** Where datagrams come from: every path the peer may use; default the `receive` of `data` and `acks`. */
   readonly inbound?: ReadonlyArray<Receive> | undefined
+  /**
+   * Runs once every inbound path has ended and the connection closed, in the connection's receiver fiber
+   * (e.g. closing the scope the connection lives in, so a closed session leaves nothing behind without
+   * a fiber waiting for it).
+   */
+  readonly onEnd?: Effect.Effect<void> | undefined
 }
 
 /** Options of one `send`. */
@@ -223,7 +229,7 @@ const senderLoop = (loops: Loops): Effect.Effect<void> =>
  * The receiver: every datagram from every inbound path goes through the machine as plain code, on the
  * path's own per-cell callback. A defect in the machine closes this connection, not the link below.
  */
-const receiverLoop = (loops: Loops, inbound: ReadonlyArray<Receive>): Effect.Effect<void> =>
+const receiverLoop = (loops: Loops, inbound: ReadonlyArray<Receive>, onEnd: Effect.Effect<void>): Effect.Effect<void> =>
   Effect.gen(function*() {
     const clock = yield* Effect.clock
     let defect: unknown = undefined
@@ -244,6 +250,7 @@ const receiverLoop = (loops: Loops, inbound: ReadonlyArray<Receive>): Effect.Eff
       : Effect.forEach(inbound, (receive) => receive(onDatagram), { concurrency: "unbounded", discard: true })
     if (defect !== undefined) return yield* Effect.die(defect)
     yield* loops.close(new LinkError({ reason: "Closed", detail: "every inbound path ended" }))
+    yield* onEnd
   })
 
 const makeFrames = (machine: Machine, framesWake: Signal.Signal, senderWake: Signal.Signal): Stream.Stream<Frame> => {
@@ -315,7 +322,7 @@ export const make = (options: Options): Effect.Effect<Connection, never, Scope.S
     const loops: Loops = { machine, data, acks, senderWake, closed, close, closeNow }
     const inbound = options.inbound ?? (acks === data ? [data.receive] : [data.receive, acks.receive])
     const sender = yield* Effect.forkScoped(senderLoop(loops))
-    const receiver = yield* Effect.forkScoped(receiverLoop(loops, inbound))
+    const receiver = yield* Effect.forkScoped(receiverLoop(loops, inbound, options.onEnd ?? Effect.void))
     const closeAll = Effect.zipRight(
       close(new LinkError({ reason: "Closed", detail: "connection closed" })),
       Effect.zipRight(Fiber.interrupt(sender), Fiber.interrupt(receiver))
