@@ -10,6 +10,7 @@ import { describe } from "./CliError.js"
 import * as Dev from "./Dev.js"
 import * as Keygen from "./Keygen.js"
 import * as NodeRun from "./NodeRun.js"
+import * as PubSub from "./PubSub.js"
 import * as Status from "./Status.js"
 
 /** The CLI's version, shown by `--version`. */
@@ -24,7 +25,7 @@ export const node = Command.make("node").pipe(
 /** The root command. */
 export const weft = Command.make("weft").pipe(
   Command.withDescription("Weft: a modular, actor-based node framework for peer-to-peer networks."),
-  Command.withSubcommands([Dev.command, node])
+  Command.withSubcommands([Dev.command, node, PubSub.pub, PubSub.sub])
 )
 
 /** Parses `argv` (as `process.argv`) and runs the command it names. */

@@ -117,5 +117,6 @@ export const initialStatus = (node: DevNode): Control.Status =>
     peers: [],
     uptimeMs: 0,
     messages: { sent: 0, received: 0, malformed: 0, dropped: 0 },
-    services: []
+    services: [],
+    gossip: { strategy: "weft", peers: 0, topics: [] }
   })

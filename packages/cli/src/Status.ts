@@ -25,7 +25,9 @@ export const render = (status: Control.Status): string => {
     `peers       ${status.peers.length}`,
     ...status.peers.map((peer) => `  ${peer.id}  ${peer.address}  ${peer.initiator ? "dialed" : "accepted"}`),
     `services    ${status.services.length}`,
-    ...status.services.map((service) => `  ${service.name}: ${service.methods.join(", ")}`)
+    ...status.services.map((service) => `  ${service.name}: ${service.methods.join(", ")}`),
+    `gossip      ${status.gossip.strategy}, ${status.gossip.peers} peers, topics ` +
+    (status.gossip.topics.map((t) => `${t.topic} (${t.subscribers})`).join(", ") || "(none)")
   ]
   return lines.join("\n")
 }

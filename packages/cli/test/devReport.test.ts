@@ -13,7 +13,8 @@ const status = (id: string, peers: number, sent: number) =>
     peers: Array.from({ length: peers }, (_, i) => ({ id: `peer${i}`, address: "udp:127.0.0.1:7101", initiator: true })),
     uptimeMs: 1000,
     messages: { sent, received: 0, malformed: 0, dropped: 0 },
-    services: []
+    services: [],
+    gossip: { strategy: "weft", peers: 0, topics: [] }
   })
 
 // Runs a report call and returns what it printed on stdout.

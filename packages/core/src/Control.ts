@@ -12,11 +12,12 @@ import { Rpc } from "@effect/rpc"
 import type { RpcClientError } from "@effect/rpc/RpcClientError"
 import { SocketServer } from "@effect/platform/SocketServer"
 import { NodeSocket, NodeSocketServer } from "@effect/platform-node"
+import type { Stream } from "effect"
 import { Effect, Layer, Schema, Scope } from "effect"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Path from "node:path"
-import { MessageError, NodeError } from "./WeftError.js"
+import { GossipError, MessageError, NodeError } from "./WeftError.js"
 
 /** The file name of the control socket inside a data directory. */
 export const socketFileName = "control.sock"
@@ -50,8 +51,21 @@ export class Status extends Schema.Class<Status>("@weft/core/Control/Status")({
     malformed: Schema.Number,
     dropped: Schema.Number
   }),
-  services: Schema.Array(ServiceInfo)
+  services: Schema.Array(ServiceInfo),
+  gossip: Schema.Struct({
+    strategy: Schema.String,
+    peers: Schema.Number,
+    topics: Schema.Array(Schema.Struct({ topic: Schema.String, subscribers: Schema.Number }))
+  })
 }) {}
+
+/** One gossip message, as `Subscribe` streams it. */
+export const GossipMessage = Schema.Struct({
+  topic: Schema.String,
+  id: Schema.String,
+  data: Schema.Uint8ArrayFromSelf,
+  from: Schema.String
+})
 
 /** The control RPCs. */
 export class ControlRpcs extends RpcGroup.make(
@@ -67,11 +81,17 @@ export class ControlRpcs extends RpcGroup.make(
     // The encoded Exit of the call, as the target's RPC server produced it.
     success: Schema.Unknown,
     error: Schema.Union(NodeError, MessageError)
-  })
+  }),
+  Rpc.make("Publish", { payload: { topic: Schema.String, data: Schema.Uint8ArrayFromSelf }, success: Schema.String, error: GossipError }),
+  Rpc.make("Subscribe", { payload: { topic: Schema.String }, success: GossipMessage, error: GossipError, stream: true })
 ) {}
 
 /** What the control server needs from the node it serves. */
 export interface Handlers {
+  /** Publishes on the node's gossip; returns the content id. */
+  readonly publish: (topic: string, data: Uint8Array) => Effect.Effect<string, GossipError>
+  /** The node's gossip messages on `topic`, from now on, until the tool disconnects. */
+  readonly subscribe: (topic: string) => Stream.Stream<typeof GossipMessage.Type, GossipError>
   readonly status: Effect.Effect<Status>
   readonly connect: (address: string) => Effect.Effect<string, MessageError>
   readonly call: (request: {
@@ -93,7 +113,9 @@ export const serve = (options: {
     const handlers = ControlRpcs.toLayer(ControlRpcs.of({
       Status: () => options.handlers.status,
       Connect: ({ address }) => options.handlers.connect(address),
-      Call: (request) => options.handlers.call(request)
+      Call: (request) => options.handlers.call(request),
+      Publish: ({ data, topic }) => options.handlers.publish(topic, data),
+      Subscribe: ({ topic }) => options.handlers.subscribe(topic)
     }))
     const server = RpcServer.layer(ControlRpcs, { disableTracing: true }).pipe(
       Layer.provide(RpcServer.layerProtocolSocketServer),

@@ -140,6 +140,12 @@ export interface Values {
   // Gossip
   /** Largest gossip payload; a larger publish fails, a larger inbound message is dropped and counted. */
   readonly gossipMessageBytesMax: number
+  /** Longest topic name; a longer one is refused on publish and subscribe, and dropped (counted) on the wire. */
+  readonly gossipTopicCharsMax: number
+  /** Messages buffered per local subscriber; past it the oldest is dropped and counted. */
+  readonly gossipSubscriberBufferMessages: number
+  /** Gossip messages queued for one peer; past it the oldest is dropped and counted. */
+  readonly gossipPeerOutboxMessages: number
   /** Message ids a node remembers; past it the oldest is forgotten early (and counted). */
   readonly gossipSeenCacheEntriesMax: number
   /** How long a message id is remembered, so no copy of it is delivered twice. */
@@ -233,6 +239,9 @@ export const defaults: Values = {
   controlConnectionsMax: 32,
 
   gossipMessageBytesMax: 60 * 1024,
+  gossipTopicCharsMax: 256,
+  gossipSubscriberBufferMessages: 1024,
+  gossipPeerOutboxMessages: 1024,
   gossipSeenCacheEntriesMax: 131_072,
   gossipSeenWindow: Duration.minutes(2),
   gossipPayloadWindow: Duration.seconds(10),

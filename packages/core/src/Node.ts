@@ -12,13 +12,14 @@
  * The transport is part of the config (not provided from outside) so that it is built with the node's
  * own limits: the cell size the transport moves and the one the link cuts frames into are one value.
  */
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, Stream } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import * as Actor from "./Actor.js"
 import * as CongestionControl from "./CongestionControl.js"
 import * as Control from "./Control.js"
 import * as Entropy from "./Entropy.js"
+import * as Gossip from "./Gossip.js"
 import * as Identity from "./Identity.js"
 import * as Limits from "./Limits.js"
 import { Link } from "./Link.js"
@@ -53,6 +54,8 @@ export interface Config {
   readonly congestionControl?: Layer.Layer<CongestionControl.CongestionControl> | undefined
   /** Where random bytes come from (default the OS CSPRNG; a simulation passes a seeded stream). */
   readonly entropy?: Layer.Layer<Entropy.Entropy> | undefined
+  /** Gossip pub-sub options (the service always runs; it costs one timer while no topic is used). */
+  readonly gossip?: Gossip.Options | undefined
 }
 
 /** A running node. */
@@ -70,14 +73,14 @@ export class Node extends Context.Tag("@weft/core/Node")<Node, {
 export const identityFileName = "identity.json"
 
 /** Everything a node provides to the services built on it. */
-export type Services = Node | Actor.Registry | Messages.Messages | NodeRpc.NodeRpc | Link | Identity.NodeIdentity | Limits.Limits | Transport
+export type Services = Node | Gossip.Gossip | Actor.Registry | Messages.Messages | NodeRpc.NodeRpc | Link | Identity.NodeIdentity | Limits.Limits | Transport
 
 /** The node as a layer over a transport. */
 export const layer = (config: Config): Layer.Layer<Services, NodeError | IdentityError | TransportError> => {
   const limits = Limits.layer(config.limits ?? {})
   const base = Layer.mergeAll(limits, identityLayer(config), config.transport.pipe(Layer.provide(limits)))
   return Layer.scoped(Node, make(config)).pipe(
-    Layer.provideMerge(Layer.merge(NodeRpc.layer, Actor.layer)),
+    Layer.provideMerge(Layer.mergeAll(NodeRpc.layer, Actor.layer, Gossip.layer(config.gossip))),
     Layer.provideMerge(Messages.layer),
     Layer.provideMerge(linkLayer(config)),
     Layer.provideMerge(base)
@@ -125,12 +128,19 @@ const make = (config: Config) =>
     const link = yield* Link
     const messages = yield* Messages.Messages
     const rpc = yield* NodeRpc.NodeRpc
+    const gossip = yield* Gossip.Gossip
     const transport = yield* Transport
     const control = config.control === false ? undefined : Control.socketPath(config.dataDir)
     const startedAtMs = Date.now()
 
     const status = Effect.gen(function*() {
-      const [peers, stats, services] = yield* Effect.all([link.peers, messages.stats, rpc.services])
+      const [peers, stats, services, topics, gossipStats] = yield* Effect.all([
+        link.peers,
+        messages.stats,
+        rpc.services,
+        gossip.topics,
+        gossip.stats
+      ])
       return new Control.Status({
         id: identity.id,
         pid: process.pid,
@@ -144,7 +154,8 @@ const make = (config: Config) =>
           malformed: stats.envelopesMalformed,
           dropped: stats.droppedFull + stats.duplicatesDropped + stats.unknownTag
         },
-        services: services.map((service) => ({ name: service.name, methods: [...service.methods] }))
+        services: services.map((service) => ({ name: service.name, methods: [...service.methods] })),
+        gossip: { strategy: gossipStats.strategy, peers: gossipStats.peers, topics: [...topics] }
       })
     })
 
@@ -157,7 +168,9 @@ const make = (config: Config) =>
           status,
           connect: messages.connect,
           call: ({ method, payload, peer, service }) =>
-            rpc.callEncoded(peer === undefined ? identity.id : (peer as NodeId), service, method, payload)
+            rpc.callEncoded(peer === undefined ? identity.id : (peer as NodeId), service, method, payload),
+          publish: gossip.publish,
+          subscribe: (topic) => Stream.unwrapScoped(gossip.subscribe(topic))
         }
       })
     }

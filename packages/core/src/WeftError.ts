@@ -59,3 +59,14 @@ export class NodeError extends Schema.TaggedError<NodeError>()("NodeError", {
   reason: Schema.Literal("DataDir", "Control", "Config", "DuplicateRpc", "UnknownService", "UnknownMethod"),
   detail
 }) {}
+
+/** A gossip publish or subscription was refused. */
+export class GossipError extends Schema.TaggedError<GossipError>()("GossipError", {
+  reason: Schema.Literal(
+    "TooLarge", // the payload exceeds gossipMessageBytesMax
+    "BadTopic", // empty, or longer than gossipTopicCharsMax
+    "Rejected", // the topic's validator rejected the message
+    "NoPeers" // nobody to send it to (it was delivered to this node's subscribers only)
+  ),
+  detail
+}) {}
