@@ -26,7 +26,7 @@ export const render = (status: Control.Status): string => {
     ...status.peers.map((peer) => `  ${peer.id}  ${peer.address}  ${peer.initiator ? "dialed" : "accepted"}`),
     `services    ${status.services.length}`,
     ...status.services.map((service) => `  ${service.name}: ${service.methods.join(", ")}`),
-    `gossip      ${status.gossip.strategy}, ${status.gossip.peers} peers, topics ` +
+    `gossip      ${status.gossip.strategy}, peers ${status.gossip.peers}, topics ` +
     (status.gossip.topics.map((t) => `${t.topic} (${t.subscribers})`).join(", ") || "(none)")
   ]
   return lines.join("\n")
