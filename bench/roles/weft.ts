@@ -11,10 +11,11 @@
 import { CongestionControl, Identity, Limits, LinkReliable, LinkSecure, Transport } from "@weft/core"
 import type { Link } from "@weft/core"
 import { TransportUdp } from "@weft/transport-udp"
-import { Chunk, Effect, Exit, Scope, Stream } from "effect"
+import { Effect, Exit, Scope, Stream } from "effect"
 import { randomBytes } from "node:crypto"
 import { readFileSync } from "node:fs"
 import type { Role, RoleContext } from "../child.js"
+import { answers } from "../../packages/transport-udp/bench/answers.js"
 import { requestBytes } from "./measure.js"
 
 /** Frames up to this size are echoed; larger ones are bulk and only counted. */
@@ -83,31 +84,6 @@ export const server = async (context: RoleContext): Promise<Role> => {
 
 // ---------------------------------------------------------------------------------------------------
 // Client
-
-/** Resolves on the next frame of `session`: a single consumer hands each frame to whoever waits. */
-const answers = (session: Link.Session) =>
-  Effect.gen(function*() {
-    // An echo may land before anyone waits (the fiber can yield between send and wait): count it.
-    let unclaimed = 0
-    let waiter: (() => void) | undefined
-    yield* Effect.forkScoped(Stream.runForEachChunk(session.frames, (chunk) =>
-      Effect.sync(() => {
-        unclaimed += Chunk.size(chunk)
-        while (unclaimed > 0 && waiter !== undefined) {
-          const wake = waiter
-          waiter = undefined
-          unclaimed--
-          wake()
-        }
-      })))
-    return Effect.async<void>((resume) => {
-      if (unclaimed > 0) {
-        unclaimed--
-        return resume(Effect.void)
-      }
-      waiter = () => resume(Effect.void)
-    })
-  })
 
 // Kernel UDP drops for lack of receive buffer (this host's, both processes): a diagnostic for low goodput.
 const rcvbufErrors = (): number => {

@@ -17,12 +17,13 @@
  */
 import { CongestionControl, Identity, Limits, LinkReliable, LinkSecure, Transport } from "@weft/core"
 import type { Link } from "@weft/core"
-import { Chunk, Effect, Exit, Scope, Stream } from "effect"
+import { Effect, Exit, Scope, Stream } from "effect"
 import type { ChildProcess } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import dgram from "node:dgram"
 import { readFileSync } from "node:fs"
 import { TransportUdp } from "../src/index.js"
+import { answers } from "./answers.js"
 import * as Child from "./child.js"
 
 const usage = "usage: npx tsx packages/transport-udp/bench/session.ts [--json] [--seconds S]"
@@ -429,31 +430,6 @@ const memoryPerSession = (psk: Uint8Array, peer: Peer) =>
       heapPerSession: (after.heapUsedBytes - before.heapUsedBytes) / Math.max(1, sessions),
       arrayBuffersPerSession: (after.arrayBuffersBytes - before.arrayBuffersBytes) / Math.max(1, sessions)
     }
-  })
-
-/** Resolves on the next frame of `session`: a single consumer hands each frame to whoever waits. */
-const answers = (session: Link.Session) =>
-  Effect.gen(function*() {
-    // An echo may land before anyone waits (the fiber can yield between send and wait): count it.
-    let unclaimed = 0
-    let waiter: (() => void) | undefined
-    yield* Effect.forkScoped(Stream.runForEachChunk(session.frames, (chunk) =>
-      Effect.sync(() => {
-        unclaimed += Chunk.size(chunk)
-        while (unclaimed > 0 && waiter !== undefined) {
-          const wake = waiter
-          waiter = undefined
-          unclaimed--
-          wake()
-        }
-      })))
-    return Effect.async<void>((resume) => {
-      if (unclaimed > 0) {
-        unclaimed--
-        return resume(Effect.void)
-      }
-      waiter = () => resume(Effect.void)
-    })
   })
 
 // ---------------------------------------------------------------------------------------------------
