@@ -137,6 +137,20 @@ export interface Values {
   /** Local tools connected to the control socket at once. */
   readonly controlConnectionsMax: number
 
+  // Peer management
+  /** The peer manager dials known addresses while the node has fewer sessions than this. */
+  readonly peersLowWatermark: number
+  /** The peer manager closes sessions while the node has more than this (at most `peersMax` exist anyway). */
+  readonly peersHighWatermark: number
+  /** Addresses the peer manager remembers (seeds, peers, peer exchange); the least useful is forgotten past it. */
+  readonly peerBookEntriesMax: number
+  /** Addresses one peer-exchange reply carries; more are ignored. */
+  readonly peerExchangeAddressesMax: number
+  /** First wait before an address that failed is dialed again; it doubles per failure. */
+  readonly dialBackoffMin: Duration.Duration
+  /** Longest wait between dials of an address that keeps failing. */
+  readonly dialBackoffMax: Duration.Duration
+
   // Gossip
   /** Largest gossip payload; a larger publish fails, a larger inbound message is dropped and counted. */
   readonly gossipMessageBytesMax: number
@@ -237,6 +251,13 @@ export const defaults: Values = {
   retransmitTimeoutMax: Duration.seconds(60),
 
   controlConnectionsMax: 32,
+
+  peersLowWatermark: 8,
+  peersHighWatermark: 32,
+  peerBookEntriesMax: 1024,
+  peerExchangeAddressesMax: 32,
+  dialBackoffMin: Duration.seconds(1),
+  dialBackoffMax: Duration.minutes(5),
 
   gossipMessageBytesMax: 60 * 1024,
   gossipTopicCharsMax: 256,
