@@ -1,6 +1,6 @@
 /**
  * `npm run sim:gossip -- --nodes 10000 --messages 1000 --seed 1 [--strategies weft,flood,gossipsub]
- * [--loss 0.05] [--churn 0.1] [--rate 50] [--payload 512] [--wall-cap 600] [--json] [--svg out.svg]`
+ * [--loss 0.05] [--loss-mode retransmit|drop] [--churn 0.1] [--rate 50] [--payload 512] [--wall-cap 600] [--json] [--svg out.svg]`
  *
  * Runs the gossip simulator (test/sim/gossip/sim.ts) once per strategy with the same seed, network and
  * workload, prints a table (or one JSON object per strategy with `--json`), and writes an SVG of the
@@ -27,6 +27,15 @@ const numberArgument = (name: string, fallback: number): number => {
   return value
 }
 
+const lossMode = (): Sim.Options["lossMode"] => {
+  const mode = argument("loss-mode") ?? Sim.defaults.lossMode
+  if (mode !== "retransmit" && mode !== "drop") {
+    console.error(`sim:gossip: --loss-mode must be retransmit or drop, got ${JSON.stringify(mode)}`)
+    process.exit(2)
+  }
+  return mode
+}
+
 const strategies = (argument("strategies") ?? Strategies.all.join(",")).split(",") as Array<Strategies.Strategy>
 for (const strategy of strategies) {
   if (!Strategies.all.includes(strategy)) {
@@ -41,6 +50,7 @@ const base: Sim.Options = {
   nodes: numberArgument("nodes", Sim.defaults.nodes),
   messages: numberArgument("messages", Sim.defaults.messages),
   loss: numberArgument("loss", Sim.defaults.loss),
+  lossMode: lossMode(),
   churn: numberArgument("churn", Sim.defaults.churn),
   publishPerSecond: numberArgument("rate", Sim.defaults.publishPerSecond),
   payloadBytes: numberArgument("payload", Sim.defaults.payloadBytes),
@@ -62,6 +72,7 @@ for (const strategy of strategies) {
       strategy: report.strategy,
       nodes: report.nodes,
       messages: report.messages,
+      lossMode: base.lossMode,
       deliveryRatio: report.deliveryRatio,
       amplification: report.amplification,
       bytesPerNode: report.bytesPerNode,
@@ -97,7 +108,7 @@ if (!json) {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)))
   const line = (cells: Array<string>) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ")
   console.log(`seed ${base.seed}, ${base.nodes} nodes, ${base.messages} messages at ${base.publishPerSecond}/s, ` +
-    `${base.payloadBytes} B payload, loss ${base.loss * 100}%, churn ${base.churn * 100}%`)
+    `${base.payloadBytes} B payload, loss ${base.loss * 100}% (${base.lossMode}), churn ${base.churn * 100}%`)
   console.log(line(header))
   for (const row of rows) console.log(line(row))
 }

@@ -34,6 +34,14 @@ export interface Options {
   readonly roundRobin: boolean
   readonly payloadBytes: number
   readonly loss: number
+  /**
+   * What a loss does. "retransmit": gossip rides on Weft's reliable streams, so a message lost on a live
+   * session is resent after the retransmit timeout (max(200 ms, 1.5 RTT), doubling per further loss) and
+   * arrives late, not never; it is lost only if the session closes first (messages are modelled as
+   * independent: no head-of-line blocking). "drop" (default, the pessimistic bound): the message is
+   * gone, control messages included.
+   */
+  readonly lossMode: "retransmit" | "drop"
   /** Share of nodes that leave once during publishing and rejoin 1–5 s later. */
   readonly churn: number
   readonly latencyMedianMs: number
@@ -121,6 +129,8 @@ const DROPPER = 2
 const FLAPPER = 3
 
 const LATENCY_BUCKETS = 120_000
+/** The streams' minimum retransmit timeout (`Limits.retransmitTimeoutMin`). */
+const RTO_MIN_MS = 200
 const DIAL_BACKOFF_MS = 10_000
 const BAN_MS = 600_000
 const CONNECT_CHECK_MS = 1000
@@ -148,6 +158,7 @@ export const defaults: Omit<Options, "config"> = {
   roundRobin: false,
   payloadBytes: 512,
   loss: 0.05,
+  lossMode: "drop",
   churn: 0.1,
   latencyMedianMs: 50,
   latencySigma: 0.5,
@@ -428,15 +439,27 @@ class Simulation {
       this.dataSent++
     }
     this.bytes += wireBytes(message)
-    if (message.kind !== Kind.Subscribe && this.options.loss > 0 && this.prng.nextFloat() < this.options.loss) {
+    const { loss } = this.options
+    const lost = message.kind !== Kind.Subscribe && loss > 0 && this.prng.nextFloat() < loss
+    if (lost) {
       this.lost++
-      return
+      if (this.options.lossMode === "drop") return
     }
     if (this.partitioned && this.side[from] !== this.side[to]) {
       this.lost++
       return
     }
-    const delay = this.linkLatency(from, to) * (1 + 0.1 * this.prng.nextFloat())
+    const latency = this.linkLatency(from, to)
+    let delay = latency * (1 + 0.1 * this.prng.nextFloat())
+    if (lost) {
+      // Resent after the RTO (srtt + 4 rttvar ~ 1.5 RTT on a steady link), backing off per further loss.
+      let rto = Math.max(RTO_MIN_MS, 3 * latency)
+      delay += rto
+      while (this.prng.nextFloat() < loss) {
+        rto *= 2
+        delay += rto
+      }
+    }
     this.queue.push(this.now + delay, EV_MESSAGE, from, to, message)
   }
 
