@@ -8,14 +8,14 @@
  * per request (stream numbers cycled through [firstFreshStream, streamsPerConnectionMax)), and
  * dial → session times from a fresh link each time.
  */
-import { CongestionControl, Identity, Limits, LinkReliable, LinkSecure, Transport } from "@weft/core"
+import { Identity, Limits } from "@weft/core"
 import type { Link } from "@weft/core"
-import { TransportUdp } from "@weft/transport-udp"
 import { Effect, Exit, Scope, Stream } from "effect"
 import { randomBytes } from "node:crypto"
 import { readFileSync } from "node:fs"
 import type { Role, RoleContext } from "../child.js"
 import { answers } from "../../packages/transport-udp/bench/answers.js"
+import { secureNode as secureLink } from "../../packages/transport-udp/bench/secureNode.js"
 import { requestBytes } from "./measure.js"
 
 /** Frames up to this size are echoed; larger ones are bulk and only counted. */
@@ -26,21 +26,9 @@ const pingStream = 2
 /** New-stream-per-request cycles through the stream numbers from here up (0–2 are the other tests'). */
 const firstFreshStream = 3
 
-/** A node's link as `Node.layer` builds it: `LinkReliable` over `LinkSecure` over a fresh UDP socket. */
+/** A node's link as `Node.layer` builds it (see `secureNode.ts`). */
 const secureNode = (psk: Uint8Array, identity: Identity.Identity) =>
-  Effect.gen(function*() {
-    const limits = Limits.layer()
-    const endpoint = yield* TransportUdp.make({ recvBufferBytes: 4 << 20, sendBufferBytes: 4 << 20 }).pipe(
-      Effect.provide(limits),
-      Effect.orDie
-    )
-    const secure = yield* LinkSecure.make({ psk }).pipe(
-      Effect.provideService(Transport.Transport, endpoint),
-      Effect.provideService(Identity.NodeIdentity, identity),
-      Effect.provide(limits)
-    )
-    return yield* LinkReliable.wrap(secure).pipe(Effect.provide(limits), Effect.provide(CongestionControl.layer))
-  })
+  Effect.map(secureLink(psk, identity), (node) => node.link)
 
 /** Runs effects in one long-lived scope of this process. */
 const runner = () => {

@@ -15,7 +15,7 @@
  * (a table, or JSON lines `{"bench","metric","value","unit","baseline","ratio","target"}` plus the
  * per-rep `ratios`), progress on stderr.
  */
-import { CongestionControl, Identity, Limits, LinkReliable, LinkSecure, Transport } from "@weft/core"
+import { Identity, Limits, LinkSecure, Transport } from "@weft/core"
 import type { Link } from "@weft/core"
 import { Effect, Exit, Scope, Stream } from "effect"
 import type { ChildProcess } from "node:child_process"
@@ -24,6 +24,7 @@ import dgram from "node:dgram"
 import { readFileSync } from "node:fs"
 import { TransportUdp } from "../src/index.js"
 import { answers } from "./answers.js"
+import { secureNode } from "./secureNode.js"
 import * as Child from "./child.js"
 
 const usage = "usage: npx tsx packages/transport-udp/bench/session.ts [--json] [--seconds S]"
@@ -92,27 +93,6 @@ const median = (values: ReadonlyArray<number>): number => {
   return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2
 }
 
-/** A node's link as `Node.layer` builds it: `LinkReliable` over `LinkSecure` over a fresh UDP socket. */
-interface SecureNode {
-  readonly secure: LinkSecure.Service
-  readonly link: Link.Link["Type"]
-}
-
-const secureNode = (psk: Uint8Array, identity: Identity.Identity): Effect.Effect<SecureNode, never, Scope.Scope> =>
-  Effect.gen(function*() {
-    const limits = Limits.layer()
-    const endpoint = yield* TransportUdp.make({ recvBufferBytes: 4 << 20, sendBufferBytes: 4 << 20 }).pipe(
-      Effect.provide(limits),
-      Effect.orDie
-    )
-    const secure = yield* LinkSecure.make({ psk }).pipe(
-      Effect.provideService(Transport.Transport, endpoint),
-      Effect.provideService(Identity.NodeIdentity, identity),
-      Effect.provide(limits)
-    )
-    const link = yield* LinkReliable.wrap(secure).pipe(Effect.provide(limits), Effect.provide(CongestionControl.layer))
-    return { secure, link }
-  })
 
 // ---------------------------------------------------------------------------------------------------
 // The receiver (child process)
