@@ -31,6 +31,7 @@ import { Chunk, Context, Deferred, Duration, Effect, Exit, FiberId, Layer, Mailb
 import { randomBytes as cryptoRandomBytes } from "node:crypto"
 import * as Identity from "./Identity.js"
 import * as fragment from "./internal/fragment.js"
+import * as Table from "./internal/linkTable.js"
 import * as Inbound from "./internal/sessionInbound.js"
 import * as crypto from "./internal/secureCrypto.js"
 import * as hs from "./internal/secureHandshake.js"
@@ -365,20 +366,8 @@ const dropRekey = (ctx: Ctx, address: Address): void => {
   }
 }
 
-/** Releases everything a session holds. Sends nothing: callers decide whether the peer is told. */
-const closeLocal = (ctx: Ctx, live: LiveState): void => {
-  if (!live.open) return
-  live.open = false
-  if (ctx.sessions.get(live.info.peer) === live) ctx.sessions.delete(live.info.peer)
-  if (ctx.byAddress.get(live.info.remote) === live) {
-    ctx.byAddress.delete(live.info.remote)
-    ctx.reassembler.forget(live.info.remote)
-    dropRekey(ctx, live.info.remote)
-  }
-  ctx.counters.sessionsClosed++
-  live.inbox.unsafeDone(Exit.void)
-  Deferred.unsafeDone(live.closedSignal, Exit.void)
-}
+/** Releases everything a session holds (and a rekey in progress). Sends nothing: callers decide whether the peer is told. */
+const closeLocal = (ctx: Ctx, live: LiveState): void => Table.release(ctx, live, (address) => dropRekey(ctx, address))
 
 const sessionOf = (ctx: Ctx, live: LiveState): Session => {
   const { frameBytesMax } = ctx.settings
@@ -439,30 +428,8 @@ const register = (
   done: Established,
   inbox: Mailbox.Mailbox<Uint8Array>,
   closedSignal: Deferred.Deferred<void>
-): Live | undefined => {
-  const pending = ctx.pendings.get(done.address)
-  ctx.pendings.delete(done.address)
-  const settle = (exit: Exit.Exit<Session, LinkError>) => pending && Deferred.unsafeDone(pending.deferred, exit)
-  if (ctx.closing) return void settle(Exit.fail(new LinkError({ reason: "Closed" })))
-  const existing = ctx.sessions.get(done.peer)
-  if (existing !== undefined && existing.info.remote === done.address && !done.replace) {
-    return void settle(Exit.succeed(existing.session))
-  }
-  if (existing !== undefined) closeLocal(ctx, existing)
-  const atAddress = ctx.byAddress.get(done.address)
-  if (atAddress !== undefined) closeLocal(ctx, atAddress)
-  if (ctx.sessions.size >= ctx.settings.peersMax) {
-    failHandshake(ctx)
-    return void settle(Exit.fail(new LinkError({ reason: "PeersFull" })))
-  }
-  const live = newLive(ctx, done, inbox, closedSignal)
-  ctx.sessions.set(done.peer, live)
-  ctx.byAddress.set(done.address, live)
-  ctx.counters.sessionsOpened++
-  ctx.accepted.unsafeOffer(live.session)
-  settle(Exit.succeed(live.session))
-  return live
-}
+): Live | undefined =>
+  Table.register(ctx, done, (live) => closeLocal(ctx, live), () => newLive(ctx, done, inbox, closedSignal))
 
 const establish = (ctx: Ctx, done: Established): Effect.Effect<void> =>
   Effect.gen(function*() {
@@ -695,24 +662,8 @@ const newInitiator = (ctx: Ctx, rekey: boolean): Initiator => {
   }
 }
 
-/** Fails fast when the dial cannot or need not start a handshake; otherwise undefined. */
-const joinOrRefuse = (ctx: Ctx, address: Address): Effect.Effect<Session, LinkError> | undefined => {
-  if (ctx.closing) return Effect.fail(new LinkError({ reason: "Closed" }))
-  if (address === ctx.endpoint.address) return Effect.fail(new LinkError({ reason: "SelfDial", detail: address }))
-  const live = ctx.byAddress.get(address)
-  if (live !== undefined) return Effect.succeed(live.session)
-  const pending = ctx.pendings.get(address)
-  if (pending !== undefined) return Deferred.await(pending.deferred)
-  if (ctx.sessions.size >= ctx.settings.peersMax) {
-    failHandshake(ctx)
-    return Effect.fail(new LinkError({ reason: "PeersFull" }))
-  }
-  if (ctx.pendings.size >= ctx.settings.handshakesMax) {
-    failHandshake(ctx)
-    return Effect.fail(new LinkError({ reason: "HandshakesFull" }))
-  }
-  return undefined
-}
+const joinOrRefuse = (ctx: Ctx, address: Address): Effect.Effect<Session, LinkError> | undefined =>
+  Table.joinOrRefuse(ctx, address)
 
 const dial = (ctx: Ctx, address: Address): Effect.Effect<Session, LinkError> =>
   Effect.suspend(() => {
@@ -859,18 +810,8 @@ const onDatagram = (ctx: Ctx, datagram: Datagram, nowMs: number): Effect.Effect<
 }
 
 /** One chunk of cells, in order; plain code per cell, an Effect only where a handshake needs one. */
-const onChunk = (ctx: Ctx, chunk: Chunk.Chunk<Datagram>): Effect.Effect<void> => {
-  const datagrams = Chunk.toReadonlyArray(chunk)
-  const from = (start: number): Effect.Effect<void> => {
-    const nowMs = ctx.now()
-    for (let index = start; index < datagrams.length; index++) {
-      const work = onDatagram(ctx, datagrams[index]!, nowMs)
-      if (work !== undefined) return Effect.zipRight(work, Effect.suspend(() => from(index + 1)))
-    }
-    return Effect.void
-  }
-  return from(0)
-}
+const onChunk = (ctx: Ctx, chunk: Chunk.Chunk<Datagram>): Effect.Effect<void> =>
+  Table.onChunk(chunk, ctx.now, (datagram, nowMs) => onDatagram(ctx, datagram, nowMs))
 
 // ---------------------------------------------------------------------------------------------------
 // Timers
@@ -1005,14 +946,7 @@ const settingsOf = (limits: Limits["Type"], cellBytes: number): Settings => {
 
 const shutdown = (ctx: Ctx): Effect.Effect<void> =>
   Effect.suspend(() => {
-    ctx.closing = true
-    const lives = Array.from(ctx.byAddress.values())
-    for (const live of lives) closeLocal(ctx, live)
-    for (const [address, pending] of ctx.pendings) {
-      ctx.pendings.delete(address)
-      Deferred.unsafeDone(pending.deferred, Exit.fail(new LinkError({ reason: "Closed" })))
-    }
-    ctx.accepted.unsafeDone(Exit.void)
+    const lives = Table.shutdown(ctx, (live) => closeLocal(ctx, live))
     return Effect.forEach(lives, (live) => sendSealedQuiet(ctx, live, closeFrame), { discard: true })
   })
 
@@ -1039,7 +973,7 @@ const serviceOf = (ctx: Ctx): Service => ({
   address: ctx.endpoint.address,
   dial: (address) => dial(ctx, address),
   sessions: Mailbox.toStream(ctx.accepted),
-  peers: Effect.sync(() => Array.from(ctx.sessions.values(), (live) => live.info)),
+  peers: Effect.sync(() => Table.peers(ctx)),
   stats: Effect.sync((): Stats => {
     const data = ctx.reassembler.stats()
     const handshake = ctx.handshakeReassembler.stats()
