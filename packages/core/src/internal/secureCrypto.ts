@@ -92,28 +92,28 @@ export const openOnce = (keyAndIv: Uint8Array, sealed: Uint8Array): Uint8Array |
 // ---------------------------------------------------------------------------------------------------
 // Handshake cells (PSK)
 
-/** Seals an inner cell (`cellBytes − 32` bytes) into a handshake cell under the PSK and a fresh salt. */
-export const sealHandshakeCell = (psk: Uint8Array, salt: Uint8Array, inner: Uint8Array): Uint8Array => {
-  const keyAndIv = hkdf(psk, salt, cellInfo, keyBytes + ivBytes)
-  const cipher = createCipheriv("aes-256-gcm", keyAndIv.subarray(0, keyBytes), keyAndIv.subarray(keyBytes))
-  cipher.setAAD(salt)
+/**
+ * The layout of every cell: a 16-byte head (a salt, or the protected packet number), the inner cell under
+ * AES-256-GCM with the head as associated data, and the tag. One cipher object per cell: node:crypto
+ * cannot reset a GCM object's nonce (this fixed cost dominates sealing a 1232-byte cell).
+ */
+const sealCell = (key: Uint8Array, nonce: Uint8Array, head: Uint8Array, inner: Uint8Array): Uint8Array => {
+  const cipher = createCipheriv("aes-256-gcm", key, nonce)
+  cipher.setAAD(head)
   const cell = new Uint8Array(inner.length + overheadBytes)
-  cell.set(salt.subarray(0, headBytes), 0)
+  cell.set(head, 0)
   cell.set(cipher.update(inner), headBytes)
   cipher.final()
   cell.set(cipher.getAuthTag(), headBytes + inner.length)
   return cell
 }
 
-/** Opens a handshake cell under the PSK; undefined for anything else. Never throws. */
-export const openHandshakeCell = (psk: Uint8Array, cell: Uint8Array): Uint8Array | undefined => {
-  if (cell.length <= overheadBytes) return undefined
-  const salt = cell.subarray(0, headBytes)
+/** Authenticates and decrypts a cell laid out by `sealCell`; undefined if it does not open. Never throws. */
+const openCell = (key: Uint8Array, nonce: Uint8Array, cell: Uint8Array): Uint8Array | undefined => {
   const end = cell.length - tagBytes
   try {
-    const keyAndIv = hkdf(psk, salt, cellInfo, keyBytes + ivBytes)
-    const decipher = createDecipheriv("aes-256-gcm", keyAndIv.subarray(0, keyBytes), keyAndIv.subarray(keyBytes))
-    decipher.setAAD(salt)
+    const decipher = createDecipheriv("aes-256-gcm", key, nonce)
+    decipher.setAAD(cell.subarray(0, headBytes))
     decipher.setAuthTag(cell.subarray(end))
     const inner = new Uint8Array(decipher.update(cell.subarray(headBytes, end)))
     decipher.final()
@@ -121,6 +121,19 @@ export const openHandshakeCell = (psk: Uint8Array, cell: Uint8Array): Uint8Array
   } catch {
     return undefined
   }
+}
+
+/** Seals an inner cell (`cellBytes − 32` bytes) into a handshake cell under the PSK and a fresh salt. */
+export const sealHandshakeCell = (psk: Uint8Array, salt: Uint8Array, inner: Uint8Array): Uint8Array => {
+  const keyAndIv = hkdf(psk, salt, cellInfo, keyBytes + ivBytes)
+  return sealCell(keyAndIv.subarray(0, keyBytes), keyAndIv.subarray(keyBytes), salt.subarray(0, headBytes), inner)
+}
+
+/** Opens a handshake cell under the PSK; undefined for anything else. Never throws. */
+export const openHandshakeCell = (psk: Uint8Array, cell: Uint8Array): Uint8Array | undefined => {
+  if (cell.length <= overheadBytes) return undefined
+  const keyAndIv = hkdf(psk, cell.subarray(0, headBytes), cellInfo, keyBytes + ivBytes)
+  return openCell(keyAndIv.subarray(0, keyBytes), keyAndIv.subarray(keyBytes), cell)
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -203,16 +216,7 @@ export const sealData = (sealer: Sealer, inner: Uint8Array): Uint8Array => {
   const block = Buffer.alloc(headBytes)
   block.writeUInt32BE(Math.floor(pn / 0x1_0000_0000), 0)
   block.writeUInt32BE(pn >>> 0, 4)
-  const header = sealer.hp.update(block)
-  // One cipher per cell: node:crypto has no nonce reset on a GCM object (the fixed cost is noted in the report).
-  const cipher = createCipheriv("aes-256-gcm", sealer.key, nonceOf(sealer.iv, pn))
-  cipher.setAAD(header)
-  const cell = new Uint8Array(inner.length + overheadBytes)
-  cell.set(header, 0)
-  cell.set(cipher.update(inner), headBytes)
-  cipher.final()
-  cell.set(cipher.getAuthTag(), headBytes + inner.length)
-  return cell
+  return sealCell(sealer.key, nonceOf(sealer.iv, pn), sealer.hp.update(block), inner)
 }
 
 /** Removes header protection: the packet number, or undefined if the cell is not under this key. */
@@ -224,19 +228,8 @@ export const packetNumberOf = (opener: Opener, cell: Uint8Array): number | undef
 }
 
 /** Authenticates and decrypts a data cell whose packet number `pn` was recovered; never throws. */
-export const openData = (opener: Opener, cell: Uint8Array, pn: number): Uint8Array | undefined => {
-  const end = cell.length - tagBytes
-  try {
-    const decipher = createDecipheriv("aes-256-gcm", opener.key, nonceOf(opener.iv, pn))
-    decipher.setAAD(cell.subarray(0, headBytes))
-    decipher.setAuthTag(cell.subarray(end))
-    const inner = new Uint8Array(decipher.update(cell.subarray(headBytes, end)))
-    decipher.final()
-    return inner
-  } catch {
-    return undefined
-  }
-}
+export const openData = (opener: Opener, cell: Uint8Array, pn: number): Uint8Array | undefined =>
+  openCell(opener.key, nonceOf(opener.iv, pn), cell)
 
 // ---------------------------------------------------------------------------------------------------
 // Replay window
