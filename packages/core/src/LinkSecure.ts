@@ -378,17 +378,8 @@ const sessionOf = (ctx: Ctx, live: LiveState): Session => {
     frameBytesMax,
     // One kind byte rides in front of the frame inside the cell.
     mtuBytes: fragment.payloadBytes(ctx.settings.innerBytes) - 1,
-    send: (frame) =>
-      Effect.suspend(() => {
-        if (!live.open) return Effect.fail(new LinkError({ reason: "Closed" }))
-        if (frame.length > frameBytesMax) {
-          return Effect.fail(new LinkError({ reason: "FrameTooLarge", detail: `${frame.length} bytes > ${frameBytesMax}` }))
-        }
-        ctx.counters.framesSent++
-        return sendSealed(ctx, live, crypto.concat([Uint8Array.of(Kind.Data), frame])).pipe(
-          Effect.mapError((error) => new LinkError({ reason: "Transport", detail: error.reason }))
-        )
-      }),
+    send: Table.sessionSend(live, frameBytesMax, ctx.counters, (frame) =>
+      sendSealed(ctx, live, crypto.concat([Uint8Array.of(Kind.Data), frame]))),
     frames: Mailbox.toStream(live.inbox),
     receive: Inbound.receive(live),
     closed: Deferred.await(live.closedSignal),

@@ -9,6 +9,7 @@ import type { Mailbox } from "effect"
 import type { Session, SessionInfo } from "../Link.js"
 import type { NodeId } from "../NodeId.js"
 import type { Address, Datagram } from "../Transport.js"
+import type { TransportError } from "../WeftError.js"
 import { LinkError } from "../WeftError.js"
 
 /** What releasing a session needs of it. */
@@ -151,3 +152,25 @@ export const onChunk = (
   }
   return from(0)
 }
+
+const transportFailure = (error: TransportError) => new LinkError({ reason: "Transport", detail: error.reason })
+
+/**
+ * `Session.send` of a raw link: refuses a closed session or an oversized frame, counts the frame, and
+ * hands it to the link's own sealing and sending (`send`).
+ */
+export const sessionSend = (
+  live: Held,
+  frameBytesMax: number,
+  counters: { framesSent: number },
+  send: (frame: Uint8Array) => Effect.Effect<void, TransportError>
+) =>
+(frame: Uint8Array): Effect.Effect<void, LinkError> =>
+  Effect.suspend(() => {
+    if (!live.open) return Effect.fail(new LinkError({ reason: "Closed" }))
+    if (frame.length > frameBytesMax) {
+      return Effect.fail(new LinkError({ reason: "FrameTooLarge", detail: `${frame.length} bytes > ${frameBytesMax}` }))
+    }
+    counters.framesSent++
+    return Effect.mapError(send(frame), transportFailure)
+  })
