@@ -786,7 +786,7 @@ describe("LinkSecure: bounds", () => {
     Effect.gen(function*() {
       const net = makeNet()
       const a = yield* startNode(net, "fake:a", fakeIdentity(1), { limits: { peersMax: 1, handshakesInFlightMax: 1 } })
-      const b = yield* startNode(net, "fake:b", fakeIdentity(2))
+      yield* startNode(net, "fake:b", fakeIdentity(2)) // the peer A fills its one place with
       const c = yield* startNode(net, "fake:c", fakeIdentity(3))
       yield* a.link.dial("fake:b")
       assert.strictEqual((yield* Effect.flip(a.link.dial("fake:c"))).reason, "PeersFull")
