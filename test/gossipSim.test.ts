@@ -20,11 +20,13 @@ describe("gossip simulation: 1,000 nodes x 100 messages, 5% loss, 10% churn", ()
     return found
   }
 
-  it("every strategy delivers to (nearly) every expected node, and no message twice", () => {
+  it("Weft delivers to every expected node, the baselines to nearly every one, and no message twice", () => {
     for (const strategy of ["weft", "flood", "gossipsub"] as const) {
       const r = report(strategy)
-      // Target 100%; Weft's young tree (100 messages in 2 s right after start) still loses ~1% (see report).
-      expect(r.deliveryRatio, context(`${strategy} delivery`)).toBeGreaterThanOrEqual(strategy === "weft" ? 0.985 : 0.995)
+      // Weft's target is 100% under 5% loss (every message kind dropped) and 10% churn. The baselines
+      // lose the messages published while a node sat cut off (they keep no announcement for later).
+      if (strategy === "weft") expect(r.deliveryRatio, context("weft delivery")).toBe(1)
+      else expect(r.deliveryRatio, context(`${strategy} delivery`)).toBeGreaterThanOrEqual(0.985)
       expect(r.duplicateDeliveries, context(`${strategy} duplicate deliveries`)).toBe(0)
       expect(r.dialViolations, context(`${strategy} dials to connected peers`)).toBe(0)
       expect(r.lost, context(`${strategy} loss injected`)).toBeGreaterThan(0)
@@ -35,9 +37,9 @@ describe("gossip simulation: 1,000 nodes x 100 messages, 5% loss, 10% churn", ()
     const weft = report("weft")
     const gossipsub = report("gossipsub")
     const flood = report("flood")
-    // Target 1.3 is not met yet (see the report); this pins the current level so it cannot regress.
-    expect(weft.amplification, context("weft amplification")).toBeLessThanOrEqual(1.6)
-    expect(weft.amplification * 2.5, context("weft vs gossipsub")).toBeLessThan(gossipsub.amplification)
+    // Target: at most 1.3 copies per node per message (a spanning tree gives 1; repairs add the rest).
+    expect(weft.amplification, context("weft amplification")).toBeLessThanOrEqual(1.3)
+    expect(weft.amplification * 4, context("weft vs gossipsub")).toBeLessThan(gossipsub.amplification)
     expect(gossipsub.amplification, context("gossipsub vs flood")).toBeLessThan(flood.amplification)
   }, 120_000)
 
@@ -71,7 +73,7 @@ describe("gossip storm: every node publishes 10 msg/s", () => {
       payloadBytes: 256,
       config: stormConfig
     })
-    expect(r.deliveryRatio, context("storm delivery")).toBeGreaterThanOrEqual(0.999)
+    expect(r.deliveryRatio, context("storm delivery")).toBe(1)
     expect(r.boundsMax["seen"], context("seen-cache")).toBeLessThanOrEqual(20_000)
     expect(r.boundsMax["missing"] ?? 0, context("missing")).toBeLessThanOrEqual(2048)
     expect(r.boundsMax["pendingIhave"] ?? 0, context("pending IHAVE")).toBeLessThanOrEqual(Limits.defaults.gossipIhaveIdsMax)
@@ -90,7 +92,7 @@ describe("adversaries", () => {
     expect(r.invalidDelivered, context("invalid delivered")).toBe(0)
     expect(r.counters["invalid"]!, context("invalid seen")).toBeGreaterThan(0)
     expect(r.counters["disconnects"]!, context("disconnects")).toBeGreaterThanOrEqual(5)
-    expect(r.deliveryRatio, context("honest delivery")).toBeGreaterThanOrEqual(0.995)
+    expect(r.deliveryRatio, context("honest delivery")).toBe(1)
   }, 60_000)
 
   it("a peer flapping every 100 ms does not grow its neighbours' memory", () => {
@@ -102,6 +104,6 @@ describe("adversaries", () => {
     series.forEach((sample, i) => {
       expect(sample, context(`flap neighbour memory at ${i} s`)).toBeLessThanOrEqual(r.memorySeries[i]! * 1.2)
     })
-    expect(r.deliveryRatio, context("delivery")).toBeGreaterThanOrEqual(0.995)
+    expect(r.deliveryRatio, context("delivery")).toBe(1)
   }, 60_000)
 })

@@ -20,6 +20,7 @@ import type { Values } from "./Limits.js"
 import { Limits } from "./Limits.js"
 import { Messages } from "./Messages.js"
 import type { NodeId } from "./NodeId.js"
+import * as NodeIdModule from "./NodeId.js"
 import { GossipError } from "./WeftError.js"
 
 /** The message-layer tag gossip travels under. */
@@ -97,12 +98,20 @@ const wireSchema = (limits: Values) => {
       k: Schema.Literal(Kind.Subscribe),
       ts: Schema.Array(topic).pipe(Schema.maxItems(limits.gossipTopicsPerPeerMax)),
       s: Schema.Boolean
+    }),
+    Schema.Struct({
+      k: Schema.Literal(Kind.Tree),
+      t: topic,
+      r: Schema.Uint8ArrayFromSelf.pipe(Schema.filter((id) => id.length === idBytes)),
+      q: Schema.Int.pipe(Schema.between(0, 0xffff_ffff)),
+      d: Schema.Int.pipe(Schema.between(0, 255)),
+      p: Schema.Boolean
     })
   )
 }
 
 type Wire = Schema.Schema.Type<ReturnType<typeof wireSchema>>
-type Internal = EngineMessage<string, Uint8Array>
+type Internal = EngineMessage<string, Uint8Array, NodeId>
 
 const dataOf = (topic: string, data: Uint8Array): Data<string, Uint8Array> => ({
   kind: Kind.Data,
@@ -134,6 +143,8 @@ const fromWire = (wire: Wire): Internal => {
       return { kind: Kind.Idontwant, ids: hexOf(wire.i) }
     case Kind.Subscribe:
       return { kind: Kind.Subscribe, topics: wire.ts, subscribe: wire.s }
+    case Kind.Tree:
+      return { kind: Kind.Tree, topic: wire.t, root: NodeIdModule.fromBytes(wire.r), seq: wire.q, dist: wire.d, parentIsMe: wire.p }
   }
 }
 
@@ -153,6 +164,8 @@ const toWire = (message: Internal): Wire => {
       return { k: Kind.Idontwant, i: bytesOf(message.ids) }
     case Kind.Subscribe:
       return { k: Kind.Subscribe, ts: message.topics, s: message.subscribe }
+    case Kind.Tree:
+      return { k: Kind.Tree, t: message.topic, r: NodeIdModule.toBytes(message.root), q: message.seq, d: Math.min(255, message.dist), p: message.parentIsMe }
   }
 }
 
@@ -234,6 +247,7 @@ export const make = (options: Options = {}): Effect.Effect<Context.Tag.Service<G
       sendFailures: 0
     }
     const engine = Strategies.make<NodeId, string, Uint8Array>(strategy, {
+      self: messages.local,
       sink: {
         send: (to, message) => void state.pending.push([to, message]),
         deliver: (message, from) => deliverLocal(state, { topic: message.topic, id: message.id, data: message.data, from }),
@@ -309,7 +323,7 @@ export const make = (options: Options = {}): Effect.Effect<Context.Tag.Service<G
             deliverLocal(state, { topic, id: message.id, data, from: state.local })
             return result === "Published"
               ? Effect.succeed(message.id)
-              : Effect.fail(new GossipError({ reason: "NoPeers", detail: "delivered to this node's subscribers only" }))
+              : Effect.fail(new GossipError({ reason: "NoPeers", detail: "no subscribed peer yet: delivered to this node's subscribers, announced to the first peers that subscribe" }))
         }
       })
 

@@ -7,7 +7,7 @@ import * as Strategies from "../src/internal/gossipStrategies.js"
 import * as Limits from "../src/Limits.js"
 import * as Prng from "../src/internal/prng.js"
 
-type Sent = { readonly from: number; readonly to: number; readonly message: Message<number, number> }
+type Sent = { readonly from: number; readonly to: number; readonly message: Message<number, number, number> }
 
 /** A handful of engines wired by a FIFO pump: no loss, one virtual ms per hop. */
 const network = (strategy: Strategies.Strategy, size: number, config: Partial<Engine.Config> = {}, invalidFrom = -1) => {
@@ -17,6 +17,7 @@ const network = (strategy: Strategies.Strategy, size: number, config: Partial<En
   const engines = Array.from({ length: size }, (_, node) => {
     delivered.push([])
     return Strategies.make<number, number, number>(strategy, {
+      self: node,
       sink: {
         send: (to, message) => queue.push({ from: node, to, message }),
         deliver: (message) => delivered[node]!.push(message.id),
@@ -54,7 +55,7 @@ const network = (strategy: Strategies.Strategy, size: number, config: Partial<En
   return { engines, delivered, disconnects, connect, disconnect, pump, now: () => now }
 }
 
-const data = (id: number, payload = id): Message<number, number> => ({ kind: Kind.Data, topic: "t", id, data: payload, bytes: 100 })
+const data = (id: number, payload = id): Message<number, number, number> => ({ kind: Kind.Data, topic: "t", id, data: payload, bytes: 100 })
 
 describe("gossip message ids", () => {
   it("are the SHA-256 of topic and payload, and topic/payload boundaries matter", () => {

@@ -125,6 +125,9 @@ describe("Gossip service", () => {
         { k: 2, i: Array.from({ length: Limits.defaults.gossipIwantIdsMax + 1 }, () => new Uint8Array(32)) }, // too many ids
         { k: 0, t: "t".repeat(Limits.defaults.gossipTopicCharsMax + 1), d: Uint8Array.of(1) }, // topic too long
         { k: 0, t: "x", d: "not bytes" },
+        { k: 7, t: "x", r: new Uint8Array(31), q: 1, d: 1, p: false }, // a tree root that is not a node id
+        { k: 7, t: "x", r: new Uint8Array(32), q: -1, d: 1, p: false }, // a negative wave number
+        { k: 7, t: "x", r: new Uint8Array(32), q: 1, d: 256, p: false }, // a distance beyond a byte
         { k: 9 },
         "junk"
       ]

@@ -93,6 +93,8 @@ export interface Report {
   readonly dataReceived: number
   readonly lost: number
   readonly duplicateDeliveries: number
+  /** Deliveries to nodes the message was not expected at (it was published around their leaving). */
+  readonly catchUpDeliveries: number
   readonly invalidDelivered: number
   readonly dialViolations: number
   readonly dialsCollapsed: number
@@ -103,7 +105,7 @@ export interface Report {
   readonly memorySeries: ReadonlyArray<number>
   /** Estimated memory of the flapping nodes' neighbours at each sample (mean). */
   readonly flapNeighbourMemorySeries: ReadonlyArray<number>
-  /** Latency histogram, 1 ms buckets (first deliveries, publishers excluded). */
+  /** Latency histogram, 1 ms buckets (first deliveries where expected, publishers excluded). */
   readonly latencyHistogram: Uint32Array
   readonly resultHash: string
 }
@@ -139,7 +141,7 @@ const SEED_KNOWN_MAX = 1024
 
 type Id = number
 type Payload = number
-type SimMessage = Message<Id, Payload>
+type SimMessage = Message<Id, Payload, Id>
 
 /** Mixes a 32-bit value (murmur3 finaliser). */
 const mix32 = (x: number): number => {
@@ -222,6 +224,7 @@ class Simulation {
   private lost = 0
   private deliveries = 0
   private duplicateDeliveries = 0
+  private catchUpDeliveries = 0
   private invalidDelivered = 0
   private dialViolations = 0
   private dialsCollapsed = 0
@@ -320,6 +323,7 @@ class Simulation {
       this.flapPartners.push([])
       this.side[i] = this.prng.nextFloat() < 0.5 ? 0 : 1
       this.engines.push(Strategies.make(options.strategy, {
+        self: i,
         sink: this.makeSink(i),
         prng: Prng.make(mix32(options.seed ^ Math.imul(i + 1, 0x9e3779b1))),
         validate: (_topic, message) => (message.id < this.m ? Validation.Accept : Validation.Reject)
@@ -483,9 +487,15 @@ class Simulation {
     this.delivered[key] = 1
     const hop = Math.min(255, this.hops[from * this.m + id]! + 1)
     this.hops[key] = hop
-    this.hopHistogram[hop]!++
     const latency = this.now - this.publishAt[id]!
-    this.latencyHistogram[Math.min(LATENCY_BUCKETS - 1, Math.floor(latency))]!++
+    // Hops and latency describe dissemination to the nodes that were up for the message; a node that
+    // left and came back may still catch up on it later, which is counted, but not as latency.
+    if (this.expectedAt(node, id)) {
+      this.hopHistogram[hop]!++
+      this.latencyHistogram[Math.min(LATENCY_BUCKETS - 1, Math.floor(latency))]!++
+    } else {
+      this.catchUpDeliveries++
+    }
     this.deliveries++
     this.hash = Math.imul(this.hash ^ mix32(key ^ Math.floor(latency * 16)), 0x01000193) >>> 0
   }
@@ -733,6 +743,7 @@ class Simulation {
       dataReceived: this.dataReceived,
       lost: this.lost,
       duplicateDeliveries: this.duplicateDeliveries,
+      catchUpDeliveries: this.catchUpDeliveries,
       invalidDelivered: this.invalidDelivered,
       dialViolations: this.dialViolations,
       dialsCollapsed: this.dialsCollapsed,

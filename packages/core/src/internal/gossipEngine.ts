@@ -29,7 +29,7 @@ export type Validation = typeof Validation[keyof typeof Validation]
 /** Where an engine's outputs go. Called synchronously from inside the engine's inputs. */
 export interface Sink<P, K, D> {
   /** Send `message` to the connected peer `to`. */
-  readonly send: (to: P, message: Message<K, D>) => void
+  readonly send: (to: P, message: Message<K, D, P>) => void
   /** A new, valid message for the local application (at most once per id within the seen window). */
   readonly deliver: (message: Data<K, D>, from: P) => void
   /** The engine wants the session to `peer` closed (its score fell below the disconnect threshold). */
@@ -45,8 +45,8 @@ export interface Counters {
   receivedData: number
   delivered: number
   duplicates: number
-  /** Weft: duplicates by cause (tree cycle over an eager edge, late parent copy of a fetched message, from a lazy peer). */
-  duplicatesCycle: number
+  /** Weft: duplicates by cause (a second copy over a tree edge, as while a parent changes; a late tree copy of a message we fetched; from a non-tree peer). */
+  duplicatesTree: number
   duplicatesLate: number
   duplicatesUnsolicited: number
   forwarded: number
@@ -63,6 +63,8 @@ export interface Counters {
   iwantIdsServed: number
   iwantIdsDropped: number
   graftsSent: number
+  /** Weft: tree advertisements sent. */
+  treeAdvertsSent: number
   prunesSent: number
   idontwantIdsSent: number
   suppressed: number
@@ -79,7 +81,7 @@ export const makeCounters = (): Counters => ({
   receivedData: 0,
   delivered: 0,
   duplicates: 0,
-  duplicatesCycle: 0,
+  duplicatesTree: 0,
   duplicatesLate: 0,
   duplicatesUnsolicited: 0,
   forwarded: 0,
@@ -96,6 +98,7 @@ export const makeCounters = (): Counters => ({
   iwantIdsServed: 0,
   iwantIdsDropped: 0,
   graftsSent: 0,
+  treeAdvertsSent: 0,
   prunesSent: 0,
   idontwantIdsSent: 0,
   suppressed: 0,
@@ -133,7 +136,7 @@ export interface Engine<P, K, D> {
   /** Publishes a local message whose content id the caller computed (`gossipMessage.messageId`). */
   publish(now: number, topic: string, data: D, id: K, bytes: number): PublishResult
   /** A message arrived from the connected peer `from`. */
-  onMessage(now: number, from: P, message: Message<K, D>): void
+  onMessage(now: number, from: P, message: Message<K, D, P>): void
   /** Periodic work (announcements, repair timers, heartbeats, expiry); call every `config.tickMs`. */
   onTick(now: number): void
   /** A session to `peer` opened. */
@@ -148,6 +151,8 @@ export interface Engine<P, K, D> {
 
 /** Everything an engine is built from. */
 export interface Options<P, K, D> {
+  /** This node's id (Weft elects the smallest subscriber id as a topic's tree root). */
+  readonly self: P
   readonly sink: Sink<P, K, D>
   readonly prng: Prng
   /** Per-topic validation, run before a message is delivered or forwarded. Default: accept. */
@@ -173,9 +178,11 @@ export interface Config {
   // Tunables
   /** How often `onTick` is called. */
   readonly tickMs: number
-  /** Weft: lazy peers each tick's announcements go to (per topic). */
+  /** Weft: lazy (non-tree) peers each lazy announcement goes to, at most (per topic). */
   readonly lazyFanout: number
-  /** Weft: how long after the first IHAVE a missing message is requested. */
+  /** Weft: how often new ids are announced to lazy (non-tree) peers; tree neighbours hear every tick. */
+  readonly lazyAnnounceIntervalMs: number
+  /** Weft: how long after the first IHAVE from a lazy peer a missing message is requested. */
   readonly missingTimeoutMs: number
   /** Weft: how long a request waits before the next announcer is asked. */
   readonly retryTimeoutMs: number
@@ -183,20 +190,18 @@ export interface Config {
   readonly missingTriesMax: number
   /** Weft: announcers remembered per missing message. */
   readonly announcersMax: number
-  /** Weft: share of recent messages that had to be fetched above which a fetch also grafts. */
-  readonly graftFetchRatio: number
-  /** Weft: probability that a duplicate over an eager edge prunes it. */
-  readonly pruneProbability: number
-  /** Weft: a tree copy arriving this long after the first IHAVE for it counts as late. */
-  readonly shortcutLagMs: number
-  /** Weft: probability that a fetch above `graftFetchRatio` grafts. */
-  readonly graftProbability: number
+  /** Weft: the tree root starts a wave this often; every node restates its advertisement at least this often. */
+  readonly treeAdvertIntervalMs: number
+  /** Weft: a root whose waves stop for this long is dead (and a silent neighbour's advert is stale). */
+  readonly treeRootTimeoutMs: number
+  /** Weft: deepest tree; an advert at this distance means "no route". */
+  readonly treeDepthMax: number
+  /** Weft: move to a faster neighbour when the parent brings waves this much later on average. */
+  readonly treeSwitchLagMs: number
   /** Weft: IDONTWANT is sent to eager peers for messages at least this large. */
   readonly idontwantBytesMin: number
-  /** Weft: a request for a missing id also sends IDONTWANT for it to eager peers. */
+  /** Weft: a request for a missing id also sends IDONTWANT for it to the parent (its push would be a duplicate). */
   readonly idontwantOnRequest: boolean
-  /** Weft: a duplicate from an eager peer of a message we fetched does not prune it. */
-  readonly keepLateParent: boolean
   /** Score added per rejected message, per unsolicited duplicate, per rate-limited message. */
   readonly invalidPenalty: number
   readonly duplicatePenalty: number
@@ -222,18 +227,18 @@ export interface Config {
 /** Default tunables (bounds come from `Limits.defaults` through `configFromLimits`). */
 export const tunables = {
   tickMs: 100,
-  lazyFanout: 6,
+  lazyFanout: 16,
+  lazyAnnounceIntervalMs: 500,
   missingTimeoutMs: 250,
   retryTimeoutMs: 250,
   missingTriesMax: 6,
   announcersMax: 6,
-  graftFetchRatio: 0.5,
-  pruneProbability: 0.5,
-  graftProbability: 0.25,
-  shortcutLagMs: 100,
+  treeAdvertIntervalMs: 1000,
+  treeRootTimeoutMs: 3500,
+  treeDepthMax: 64,
+  treeSwitchLagMs: 20,
   idontwantBytesMin: 1024,
-  idontwantOnRequest: false,
-  keepLateParent: true,
+  idontwantOnRequest: true,
   invalidPenalty: 10,
   duplicatePenalty: 0.05,
   rateLimitPenalty: 1,

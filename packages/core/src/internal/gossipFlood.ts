@@ -63,7 +63,7 @@ export class FloodEngine<P, K, D> implements Engine<P, K, D> {
     return this.peers.size === 0 ? "NoPeers" : "Published"
   }
 
-  onMessage(now: number, from: P, message: Message<K, D>): void {
+  onMessage(now: number, from: P, message: Message<K, D, P>): void {
     this.counters.received++
     const peer = this.peers.get(from)
     if (peer === undefined) {

@@ -15,7 +15,8 @@ export const Kind = {
   Graft: 3,
   Prune: 4,
   Idontwant: 5,
-  Subscribe: 6
+  Subscribe: 6,
+  Tree: 7
 } as const
 
 /** One of `Kind`. */
@@ -73,8 +74,26 @@ export interface Subscribe {
   readonly subscribe: boolean
 }
 
-/** Any gossip message. */
-export type Message<K, D> = Data<K, D> | Ihave<K> | Iwant<K> | Graft<K> | Prune | Idontwant<K> | Subscribe
+/** Weft's tree advertisement for one topic (see `gossipTree.ts`); `P` is a peer id. */
+export interface Tree<P> {
+  readonly kind: typeof Kind.Tree
+  readonly topic: string
+  readonly root: P
+  readonly seq: number
+  readonly dist: number
+  readonly parentIsMe: boolean
+}
+
+/** Any gossip message; `P` (a peer id) appears only in tree advertisements. */
+export type Message<K, D, P = unknown> =
+  | Data<K, D>
+  | Ihave<K>
+  | Iwant<K>
+  | Graft<K>
+  | Prune
+  | Idontwant<K>
+  | Subscribe
+  | Tree<P>
 
 /** Bytes one message id takes on the wire (a SHA-256). */
 export const idBytes = 32
@@ -83,7 +102,7 @@ export const idBytes = 32
 export const headerBytes = 8
 
 /** The estimated wire size of a message: what token buckets charge and the simulator counts. */
-export const wireBytes = <K, D>(message: Message<K, D>): number => {
+export const wireBytes = <K, D, P>(message: Message<K, D, P>): number => {
   switch (message.kind) {
     case Kind.Data:
       return headerBytes + idBytes + message.topic.length + message.bytes
@@ -97,6 +116,9 @@ export const wireBytes = <K, D>(message: Message<K, D>): number => {
       return headerBytes + message.topic.length
     case Kind.Subscribe:
       return headerBytes + message.topics.reduce((sum, topic) => sum + 1 + topic.length, 0)
+    case Kind.Tree:
+      // root id, seq (4), dist (1), flag (1)
+      return headerBytes + message.topic.length + idBytes + 6
   }
 }
 

@@ -14,7 +14,7 @@ export type Strategy = "weft" | "flood" | "gossipsub"
 export const all: ReadonlyArray<Strategy> = ["weft", "flood", "gossipsub"]
 
 /** An engine of `strategy` for one node. */
-export const make = <P, K, D>(strategy: Strategy, options: Options<P, K, D>, config: Config): Engine<P, K, D> => {
+export const make = <P extends string | number, K, D>(strategy: Strategy, options: Options<P, K, D>, config: Config): Engine<P, K, D> => {
   switch (strategy) {
     case "weft":
       return Weft.make(options, config)

@@ -103,7 +103,7 @@ export class GossipSubEngine<P, K, D> implements Engine<P, K, D> {
     return chosen.length === 0 ? "NoPeers" : "Published"
   }
 
-  onMessage(now: number, from: P, message: Message<K, D>): void {
+  onMessage(now: number, from: P, message: Message<K, D, P>): void {
     this.counters.received++
     const peer = this.peers.get(from)
     if (peer === undefined) {
@@ -347,14 +347,14 @@ export class GossipSubEngine<P, K, D> implements Engine<P, K, D> {
       if (!peer.topics.has(state.name) || state.mesh.has(peer.id)) continue
       if (this.score(peer) >= GOSSIP_THRESHOLD) candidates.push(peer.id)
     }
-    const message: Message<K, D> = { kind: Kind.Ihave, topic: state.name, ids }
+    const message: Message<K, D, P> = { kind: Kind.Ihave, topic: state.name, ids }
     for (const id of sample(candidates, this.config.gossipDegree, this.prng)) {
       this.counters.ihaveIdsSent += ids.length
       this.sink.send(id, message)
     }
   }
 
-  private broadcast(message: Message<K, D>): void {
+  private broadcast(message: Message<K, D, P>): void {
     for (const id of this.peers.keys()) this.sink.send(id, message)
   }
 }

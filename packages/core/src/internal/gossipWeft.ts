@@ -1,20 +1,24 @@
 /**
- * Weft's dissemination engine: an eager-push spanning tree per topic (Plumtree-style) with lazy, batched
- * announcements, made to keep amplification near 1 under loss, churn and hostile peers.
+ * Weft's dissemination engine: one spanning tree per topic, kept loop-free by a distance-vector
+ * protocol towards an elected root (`gossipTree.ts`), with lazy, batched announcements for repair; made
+ * to keep amplification near 1 under loss, churn and hostile peers.
  *
- * - Tree: each node chooses one parent (GRAFT); children are the peers that chose it; DATA is pushed
- *   to parent and children. Only the child side ever cuts an edge (on a duplicate over a tree edge,
- *   which means a cycle), so concurrent cuts leave trees, not orphans; a root re-attaches on its next
- *   fetch, a lost parent is replaced at once, and the parent is restated each second (lost GRAFTs).
- * - Lazy IHAVE: each tick, a topic's new ids go in ONE IHAVE to `lazyFanout` random lazy peers.
+ * - Tree: every node pushes a topic's messages to its parent and its children, so each node gets one
+ *   copy. Parents are chosen from neighbours' advertisements (root, wave number, distance), never by
+ *   reacting to duplicates, so the tree neither fragments nor cycles; it follows the fastest paths from
+ *   the root and heals within one wave when a node leaves.
+ * - Lazy IHAVE: each tick, a topic's new ids go in ONE IHAVE to `lazyFanout` random non-tree peers.
  * - Repair: an id announced but still missing `missingTimeoutMs` after the first IHAVE is fetched (IWANT)
- *   from an announcer, the next one every `retryTimeoutMs`; the fetch becomes a GRAFT (re-parenting) when
- *   most recent messages had to be fetched, or when tree copies keep arriving well after announcements.
- *   A fetched message is pushed down to children only (a copy pushed up would look like a cycle).
- * - Suppression: IDONTWANT for large messages (and optionally for fetched ids) to tree peers.
+ *   from an announcer, the next one every `retryTimeoutMs`. A fetched message is pushed down to children
+ *   only: our parent most likely has it (its copy to us was lost), and they most likely do not.
+ * - Suppression: IDONTWANT for large messages, and for fetched ids to the parent (whose own repaired
+ *   copy would otherwise arrive as a duplicate).
  * - Bounds and scoring: bounded time-windowed seen-cache, per-peer token bucket, peer scores (rejected
  *   messages, unsolicited duplicates, rate-limit hits, traffic while graylisted) that prune, graylist and
  *   disconnect, with bad scores retained across reconnects in a bounded table. Every drop is counted.
+ *
+ * A hostile peer can advertise a false short route and so attract children; it gains nothing the repair
+ * path does not undo (dropped pushes are fetched from other announcers) and loses its score on invalid data.
  */
 import {
   type Bucket,
@@ -34,14 +38,13 @@ import {
   take,
   Validation
 } from "./gossipEngine.js"
-import { type Data, Kind, type Message, wireBytes } from "./gossipMessage.js"
+import { type Data, type Ihave, Kind, type Message, type Tree as TreeMessage, wireBytes } from "./gossipMessage.js"
 import type { Prng } from "./prng.js"
 import { SeenCache } from "./gossipSeen.js"
+import { Tree } from "./gossipTree.js"
 
 /** Seen-cache flag: the message arrived because we asked for it. */
 const FETCHED = 1
-/** Weight of the newest message in a topic's fetched-share average. */
-const RATIO_WEIGHT = 1 / 8
 
 interface PeerState<P, K> {
   readonly id: P
@@ -57,19 +60,17 @@ interface PeerState<P, K> {
 
 interface TopicState<P, K> {
   readonly name: string
-  /** Tree edges: the parent we chose plus the children that chose us (kept as one set for pushing). */
-  readonly eager: Set<P>
-  readonly children: Set<P>
-  parent: P | undefined
-  readonly lazy: Set<P>
-  pending: Array<K>
-  fetchRatio: number
-  lateRatio: number
+  /** Neighbours subscribed to the topic. */
+  readonly peers: Set<P>
+  readonly tree: Tree<P>
+  /** New ids to announce to tree neighbours (each tick) and to lazy peers (each lazy interval). */
+  pendingTree: Array<K>
+  pendingLazy: Array<K>
+  nextLazyAt: number
 }
 
 interface Missing<P> {
   readonly topic: string
-  readonly firstAt: number
   readonly announcers: Array<P>
   deadline: number
   tries: number
@@ -78,11 +79,10 @@ interface Missing<P> {
 interface Request<K> {
   readonly ids: Array<K>
   readonly topic: string
-  graftTopic: string | undefined
 }
 
 /** The Weft engine for one node. */
-export class WeftEngine<P, K, D> implements Engine<P, K, D> {
+export class WeftEngine<P extends string | number, K, D> implements Engine<P, K, D> {
   readonly strategy = "weft"
   readonly counters: Counters = makeCounters()
   private readonly peers = new Map<P, PeerState<P, K>>()
@@ -90,34 +90,33 @@ export class WeftEngine<P, K, D> implements Engine<P, K, D> {
   private readonly missing = new Map<K, Missing<P>>()
   private readonly retained = new Map<P, number>()
   private readonly seen: SeenCache<K, Data<K, D>>
+  private readonly self: P
   private readonly sink: Sink<P, K, D>
   private readonly prng: Prng
   private readonly validate: ((topic: string, message: Data<K, D>, from: P | undefined) => Validation) | undefined
   private nextSlowTick = 0
 
   constructor(options: Options<P, K, D>, readonly config: Config) {
+    this.self = options.self
     this.sink = options.sink
     this.prng = options.prng
     this.validate = options.validate
     this.seen = new SeenCache(config.seenEntriesMax, config.seenWindowMs, config.payloadWindowMs)
   }
 
-  subscribe(_now: number, topic: string): void {
+  subscribe(now: number, topic: string): void {
     if (this.topics.has(topic)) return
-    const state: TopicState<P, K> = {
-      name: topic,
-      eager: new Set(),
-      children: new Set(),
-      parent: undefined,
-      lazy: new Set(),
-      pending: [],
-      fetchRatio: 0,
-      lateRatio: 0
-    }
-    for (const peer of this.peers.values()) if (peer.topics.has(topic)) state.lazy.add(peer.id)
+    const tree = new Tree(this.self, now, {
+      advertIntervalMs: this.config.treeAdvertIntervalMs,
+      rootTimeoutMs: this.config.treeRootTimeoutMs,
+      depthMax: this.config.treeDepthMax,
+      switchLagMs: this.config.treeSwitchLagMs
+    })
+    const state: TopicState<P, K> = { name: topic, peers: new Set(), tree, pendingTree: [], pendingLazy: [], nextLazyAt: now }
+    for (const peer of this.peers.values()) if (peer.topics.has(topic)) state.peers.add(peer.id)
     this.topics.set(topic, state)
-    this.graftAny(state)
     this.announceSubscription([topic], true)
+    this.advertise(now, state)
   }
 
   unsubscribe(_now: number, topic: string): void {
@@ -136,12 +135,12 @@ export class WeftEngine<P, K, D> implements Engine<P, K, D> {
     this.seen.add(now, id, message, bytes, 0)
     const state = this.topics.get(topic)
     if (state === undefined) return this.fanout(message)
-    this.pushEager(state.eager, undefined, message, undefined)
+    this.pushTree(state, false, message, undefined)
     this.queueAnnouncement(state, id)
-    return state.eager.size + state.lazy.size === 0 ? "NoPeers" : "Published"
+    return state.peers.size === 0 ? "NoPeers" : "Published"
   }
 
-  onMessage(now: number, from: P, message: Message<K, D>): void {
+  onMessage(now: number, from: P, message: Message<K, D, P>): void {
     this.counters.received++
     const peer = this.peers.get(from)
     if (peer === undefined) {
@@ -151,11 +150,11 @@ export class WeftEngine<P, K, D> implements Engine<P, K, D> {
     if (peer.score < this.config.graylistThreshold) {
       // Ignored, and still scored: a graylisted peer that keeps sending is disconnected.
       this.counters.graylisted++
-      return this.penalize(peer, this.config.rateLimitPenalty)
+      return this.penalize(now, peer, this.config.rateLimitPenalty)
     }
     if (!take(peer.bucket, now, wireBytes(message), this.config)) {
       this.counters.rateLimited++
-      this.penalize(peer, this.config.rateLimitPenalty)
+      this.penalize(now, peer, this.config.rateLimitPenalty)
       return
     }
     switch (message.kind) {
@@ -166,13 +165,16 @@ export class WeftEngine<P, K, D> implements Engine<P, K, D> {
       case Kind.Iwant:
         return this.serve(peer, message.ids)
       case Kind.Graft:
-        return this.onGraft(peer, message.topic, message.ids)
+        // GossipSub's; Weft's tree needs none. A GRAFT still carries a fetch.
+        return this.serve(peer, message.ids)
       case Kind.Prune:
-        return this.onPrune(peer, message.topic)
+        return
+      case Kind.Tree:
+        return this.onTree(now, peer, message)
       case Kind.Idontwant:
         return this.onIdontwant(peer, message.ids)
       case Kind.Subscribe:
-        return this.onSubscribe(peer, message.topics, message.subscribe)
+        return this.onSubscribe(now, peer, message.topics, message.subscribe)
     }
   }
 
@@ -181,7 +183,10 @@ export class WeftEngine<P, K, D> implements Engine<P, K, D> {
       this.nextSlowTick = now + 1000
       this.slowTick(now)
     }
-    for (const state of this.topics.values()) this.flushAnnouncements(state)
+    for (const state of this.topics.values()) {
+      if (state.tree.onTick(now)) this.advertise(now, state)
+    }
+    for (const state of this.topics.values()) this.flushAnnouncements(now, state)
     if (this.missing.size > 0) this.repair(now)
   }
 
@@ -205,27 +210,27 @@ export class WeftEngine<P, K, D> implements Engine<P, K, D> {
     if (this.topics.size > 0) this.sink.send(id, { kind: Kind.Subscribe, topics: [...this.topics.keys()], subscribe: true })
   }
 
-  peerDown(_now: number, id: P): void {
+  peerDown(now: number, id: P): void {
     const peer = this.peers.get(id)
     if (peer === undefined) return
     this.peers.delete(id)
     for (const name of peer.topics) {
       const state = this.topics.get(name)
       if (state === undefined) continue
-      state.eager.delete(id)
-      state.lazy.delete(id)
-      state.children.delete(id)
-      if (state.parent === id) {
-        state.parent = undefined
-        this.graftAny(state)
-      }
+      state.peers.delete(id)
+      if (state.tree.onPeerDown(now, id)) this.advertise(now, state)
     }
     if (peer.score < 0) this.retainScore(id, peer.score)
   }
 
+  debug(id: K): unknown {
+    const state = [...this.topics.values()][0]!
+    return { seen: this.seen.flagsOf(id), missing: this.missing.get(id), parent: state.tree.parent, children: [...state.tree.children], root: state.tree.root, dist: state.tree.dist, seq: state.tree.seq, peers: state.peers.size }
+  }
+
   sizes(): Sizes {
     let pendingIhave = 0
-    for (const state of this.topics.values()) pendingIhave = Math.max(pendingIhave, state.pending.length)
+    for (const state of this.topics.values()) pendingIhave = Math.max(pendingIhave, state.pendingTree.length, state.pendingLazy.length)
     let dontwantMax = 0
     let topicsPerPeerMax = 0
     for (const peer of this.peers.values()) {
@@ -246,7 +251,7 @@ export class WeftEngine<P, K, D> implements Engine<P, K, D> {
 
   /**
    * Bytes: a fixed base; per peer its state object and its topic and IDONTWANT entries; per topic its
-   * eager/lazy set entries and pending ids; the seen-cache's ring slots, index entries and held payload
+   * peer and child set entries, the neighbours' adverts and pending ids; the seen-cache's ring slots, index entries and held payload
    * bytes; missing entries with their announcer arrays; retained scores. Entry sizes in `gossipEngine`.
    */
   memoryBytes(): number {
@@ -256,7 +261,8 @@ export class WeftEngine<P, K, D> implements Engine<P, K, D> {
       if (peer.dontwantRing !== undefined) bytes += peer.dontwantRing.length * (mapEntryBytes + 8)
     }
     for (const state of this.topics.values()) {
-      bytes += 128 + (state.eager.size + state.lazy.size) * mapEntryBytes + state.pending.length * 8
+      bytes += 256 + (state.peers.size + state.tree.children.size) * mapEntryBytes + (state.pendingTree.length + state.pendingLazy.length) * 8
+      bytes += state.tree.heardSize * (mapEntryBytes + 48)
     }
     bytes += this.seen.capacity * (seenEntryBytes - mapEntryBytes) + this.seen.size * mapEntryBytes
     bytes += this.seen.payloadBytes
@@ -269,7 +275,7 @@ export class WeftEngine<P, K, D> implements Engine<P, K, D> {
     this.counters.receivedData++
     if (message.bytes > this.config.messageBytesMax) {
       this.counters.tooLarge++
-      return this.penalize(peer, this.config.invalidPenalty)
+      return this.penalize(now, peer, this.config.invalidPenalty)
     }
     const state = this.topics.get(message.topic)
     if (state === undefined) {
@@ -277,12 +283,12 @@ export class WeftEngine<P, K, D> implements Engine<P, K, D> {
       return
     }
     const flags = this.seen.flagsOf(message.id)
-    if (flags >= 0) return this.onDuplicate(peer, state, flags)
+    if (flags >= 0) return this.onDuplicate(now, peer, state, flags)
     const verdict = this.validate === undefined ? Validation.Accept : this.validate(message.topic, message, peer.id)
     if (verdict === Validation.Reject) {
       this.counters.invalid++
       // Not remembered: a flood of distinct invalid ids must not evict honest ids from the seen-cache.
-      return this.penalize(peer, this.config.invalidPenalty)
+      return this.penalize(now, peer, this.config.invalidPenalty)
     }
     const wanted = this.missing.get(message.id)
     const fetched = wanted !== undefined && wanted.tries > 0
@@ -292,121 +298,120 @@ export class WeftEngine<P, K, D> implements Engine<P, K, D> {
       return this.seen.add(now, message.id, undefined, 0, 0)
     }
     this.seen.add(now, message.id, message, message.bytes, fetched ? FETCHED : 0)
-    state.fetchRatio += RATIO_WEIGHT * ((fetched ? 1 : 0) - state.fetchRatio)
-    if (!fetched && wanted !== undefined) this.considerShortcut(now, state, wanted)
     this.counters.delivered++
     this.sink.deliver(message, peer.id)
-    // A fetched message goes down only: our parent most likely has it (its copy to us was lost or
-    // slow), and a copy pushed up would look to it like a cycle.
-    if (fetched) this.pushEager(state.children, state.parent, message, peer.id)
-    else this.pushEager(state.eager, undefined, message, peer.id)
+    this.pushTree(state, fetched, message, peer.id)
     this.queueAnnouncement(state, message.id)
     if (message.bytes >= this.config.idontwantBytesMin) this.sendIdontwant(state, [message.id], peer.id)
   }
 
-  private onDuplicate(peer: PeerState<P, K>, state: TopicState<P, K>, flags: number): void {
+  private onDuplicate(now: number, peer: PeerState<P, K>, state: TopicState<P, K>, flags: number): void {
     this.counters.duplicates++
-    if (state.eager.has(peer.id)) {
-      // A late copy of a message we fetched is expected from the edge that lost it: keep the edge.
-      if ((flags & FETCHED) !== 0) {
-        this.counters.duplicatesLate++
-        return
-      }
-      // A copy over a tree edge after a first copy over another means the tree has a cycle. Every node on
-      // it chose its parent along it, so dropping our own parent cuts it; only the child side of an edge
-      // ever cuts, so concurrent cuts leave trees (each with a root), never lost edges, and a root
-      // re-attaches on its next fetch.
-      this.counters.duplicatesCycle++
-      if (state.parent !== undefined && this.prng.nextFloat() < this.config.pruneProbability) this.dropParent(state)
+    if (state.tree.isEager(peer.id)) {
+      // Expected now and then: the tree copy of a message we fetched, or two copies while a parent changes.
+      if ((flags & FETCHED) !== 0) this.counters.duplicatesLate++
+      else this.counters.duplicatesTree++
       return
     }
-    // The peer pushes though we are not its tree neighbour (stale state, or hostile): tell it, score it.
+    // The peer pushes though we are not its tree neighbour: it missed our advertisement (lost, or in
+    // flight while we changed parent), so restate it; a hostile pusher gets scored down.
     this.counters.duplicatesUnsolicited++
-    this.penalize(peer, this.config.duplicatePenalty)
-    this.counters.prunesSent++
-    this.sink.send(peer.id, { kind: Kind.Prune, topic: state.name })
+    this.penalize(now, peer, this.config.duplicatePenalty)
+    if (state.peers.has(peer.id)) this.sendAdvert(state, peer.id)
   }
 
-  /**
-   * The tree copy came well after a lazy peer announced it: that peer is nearer the sources than our
-   * parent. When that keeps happening, move up to it (with some probability per message, so a whole
-   * subtree does not move at once). This is what keeps the tree shallow, and its latency near a flood's.
-   */
-  private considerShortcut(now: number, state: TopicState<P, K>, wanted: Missing<P>): void {
-    const late = now - wanted.firstAt > this.config.shortcutLagMs
-    state.lateRatio += RATIO_WEIGHT * ((late ? 1 : 0) - state.lateRatio)
-    if (!late || state.lateRatio < this.config.graftFetchRatio) return
-    if (this.prng.nextFloat() >= this.config.graftProbability) return
-    const announcer = wanted.announcers[0]!
-    if (announcer === state.parent || !this.peers.has(announcer)) return
-    state.lateRatio = 0
-    this.adoptParent(state, announcer, [])
-  }
-
-  /** Makes `peer` our parent (GRAFT), dropping the previous one. */
-  private adoptParent(state: TopicState<P, K>, peer: P, ids: ReadonlyArray<K>): void {
-    if (state.parent !== undefined && state.parent !== peer) this.dropParent(state)
-    state.parent = peer
-    state.lazy.delete(peer)
-    state.eager.add(peer)
-    state.fetchRatio = 0
-    this.counters.graftsSent++
-    this.sink.send(peer, { kind: Kind.Graft, topic: state.name, ids })
-  }
-
-  private dropParent(state: TopicState<P, K>): void {
-    const parent = state.parent
-    if (parent === undefined) return
-    state.parent = undefined
-    if (!state.children.has(parent)) {
-      state.eager.delete(parent)
-      state.lazy.add(parent)
+  private onTree(now: number, peer: PeerState<P, K>, message: TreeMessage<P>): void {
+    const state = this.topics.get(message.topic)
+    if (state === undefined || !state.peers.has(peer.id)) {
+      this.counters.notSubscribed++
+      return
     }
-    this.counters.prunesSent++
-    this.sink.send(parent, { kind: Kind.Prune, topic: state.name })
+    // A peer scored below the prune threshold gets no tree edge: it would be a child we push to.
+    const advert = peer.score < this.config.pruneThreshold ? { ...message, parentIsMe: false, dist: this.config.treeDepthMax } : message
+    if (state.tree.onAdvert(now, peer.id, advert)) this.advertise(now, state)
   }
 
-  private pushEager(targets: Set<P>, skip: P | undefined, message: Data<K, D>, from: P | undefined): void {
-    for (const id of targets) {
-      if (id === from || id === skip) continue
-      const peer = this.peers.get(id)!
-      if (peer.dontwant !== undefined && peer.dontwant.has(message.id)) {
-        this.counters.suppressed++
-        continue
-      }
-      this.counters.forwarded++
-      this.sink.send(id, message)
+  /** Sends our tree advertisement for `state` to every subscribed neighbour. */
+  private advertise(now: number, state: TopicState<P, K>): void {
+    state.tree.lastAdvertAt = now
+    for (const id of state.peers) this.sendAdvert(state, id)
+  }
+
+  private sendAdvert(state: TopicState<P, K>, id: P): void {
+    const advert = state.tree.advertFor(id)
+    this.counters.treeAdvertsSent++
+    this.sink.send(id, { kind: Kind.Tree, topic: state.name, ...advert })
+  }
+
+  /** Pushes to the tree neighbours (children only for a fetched message), except `from`. */
+  private pushTree(state: TopicState<P, K>, childrenOnly: boolean, message: Data<K, D>, from: P | undefined): void {
+    const parent = state.tree.parent
+    if (!childrenOnly && parent !== undefined && parent !== from) this.pushTo(parent, message)
+    for (const id of state.tree.children) if (id !== from && id !== parent) this.pushTo(id, message)
+  }
+
+  private pushTo(id: P, message: Data<K, D>): void {
+    const peer = this.peers.get(id)
+    if (peer === undefined) return
+    if (peer.dontwant !== undefined && peer.dontwant.has(message.id)) {
+      this.counters.suppressed++
+      return
     }
+    this.counters.forwarded++
+    this.sink.send(id, message)
   }
 
   private queueAnnouncement(state: TopicState<P, K>, id: K): void {
-    if (state.pending.length >= this.config.ihaveIdsMax) {
+    if (state.pendingLazy.length >= this.config.ihaveIdsMax) {
       this.counters.ihaveIdsDropped++
       return
     }
-    state.pending.push(id)
+    state.pendingLazy.push(id)
+    state.pendingTree.push(id)
   }
 
   private sendIdontwant(state: TopicState<P, K>, ids: Array<K>, except: P | undefined): void {
-    let message: Message<K, D> | undefined
-    for (const peer of state.eager) {
-      if (peer === except) continue
-      message ??= { kind: Kind.Idontwant, ids }
-      this.counters.idontwantIdsSent += ids.length
-      this.sink.send(peer, message)
-    }
+    const message: Message<K, D, P> = { kind: Kind.Idontwant, ids }
+    const parent = state.tree.parent
+    if (parent !== undefined && parent !== except) this.sendIdontwantTo(parent, message, ids.length)
+    for (const peer of state.tree.children) if (peer !== except && peer !== parent) this.sendIdontwantTo(peer, message, ids.length)
   }
 
-  private flushAnnouncements(state: TopicState<P, K>): void {
-    if (state.pending.length === 0) return
-    const candidates: Array<P> = []
-    for (const id of state.lazy) if (this.peers.get(id)!.score >= this.config.pruneThreshold) candidates.push(id)
-    const message: Message<K, D> = { kind: Kind.Ihave, topic: state.name, ids: state.pending }
-    state.pending = []
-    for (const id of sample(candidates, this.config.lazyFanout, this.prng)) {
-      this.counters.ihaveIdsSent += message.ids.length
-      this.sink.send(id, message)
+  private sendIdontwantTo(peer: P, message: Message<K, D, P>, count: number): void {
+    this.counters.idontwantIdsSent += count
+    this.sink.send(peer, message)
+  }
+
+  /**
+   * Tree neighbours hear of every new id on the next tick: a push to them may have been lost, and a node
+   * whose every neighbour is a tree neighbour (the root, often) has no one else to hear of a loss from.
+   * Lazy peers hear less often, in bigger batches: they are the second line of repair.
+   */
+  private flushAnnouncements(now: number, state: TopicState<P, K>): void {
+    // With nobody to tell (not connected yet, or everyone just left), keep the ids (bounded) for later:
+    // a message published in that moment still goes out once a neighbour subscribes.
+    if (state.peers.size === 0) return
+    if (state.pendingTree.length > 0) {
+      const message: Ihave<K> = { kind: Kind.Ihave, topic: state.name, ids: state.pendingTree }
+      state.pendingTree = []
+      const parent = state.tree.parent
+      if (parent !== undefined) this.sendIhave(parent, message)
+      for (const id of state.tree.children) if (id !== parent) this.sendIhave(id, message)
     }
+    if (state.pendingLazy.length === 0 || now < state.nextLazyAt) return
+    state.nextLazyAt = now + this.config.lazyAnnounceIntervalMs
+    const candidates: Array<P> = []
+    for (const id of state.peers) {
+      if (!state.tree.isEager(id) && this.peers.get(id)!.score >= this.config.pruneThreshold) candidates.push(id)
+    }
+    const message: Ihave<K> = { kind: Kind.Ihave, topic: state.name, ids: state.pendingLazy }
+    state.pendingLazy = []
+    for (const id of sample(candidates, this.config.lazyFanout, this.prng)) this.sendIhave(id, message)
+  }
+
+  private sendIhave(id: P, message: Ihave<K>): void {
+    this.counters.ihaveIdsSent += message.ids.length
+    this.sink.send(id, message)
   }
 
   private onIhave(now: number, peer: PeerState<P, K>, topic: string, ids: ReadonlyArray<K>): void {
@@ -418,7 +423,7 @@ export class WeftEngine<P, K, D> implements Engine<P, K, D> {
     if (peer.score < this.config.pruneThreshold) return
     const count = Math.min(ids.length, this.config.ihaveIdsMax)
     this.counters.ihaveIdsDropped += ids.length - count
-    const fromEager = state.eager.has(peer.id)
+    const fromEager = state.tree.isEager(peer.id)
     for (let i = 0; i < count; i++) {
       const id = ids[i]!
       if (fromEager) this.rememberDontwant(peer, id)
@@ -429,16 +434,23 @@ export class WeftEngine<P, K, D> implements Engine<P, K, D> {
           this.counters.missingDropped++
           continue
         }
-        this.missing.set(id, { topic, firstAt: now, announcers: [peer.id], deadline: now + this.config.missingTimeoutMs, tries: 0 })
+        // A tree neighbour announces after it pushed: the push was lost, fetch at once. A lazy peer's
+        // announcement may beat the tree copy: give that time to arrive.
+        const deadline = fromEager ? now : now + this.config.missingTimeoutMs
+        this.missing.set(id, { topic, announcers: [peer.id], deadline, tries: 0 })
       } else if (entry.announcers.length < this.config.announcersMax && !entry.announcers.includes(peer.id)) {
-        entry.announcers.push(peer.id)
+        if (fromEager && entry.tries === 0) {
+          entry.announcers.unshift(peer.id)
+          entry.deadline = now
+        } else {
+          entry.announcers.push(peer.id)
+        }
       }
     }
   }
 
   private repair(now: number): void {
     let requests: Map<P, Request<K>> | undefined
-    let graftTopics: Set<string> | undefined
     for (const [id, entry] of this.missing) {
       if (entry.deadline > now) continue
       const announcer = this.nextAnnouncer(entry)
@@ -448,29 +460,18 @@ export class WeftEngine<P, K, D> implements Engine<P, K, D> {
         continue
       }
       requests ??= new Map()
-      graftTopics ??= new Set()
       let request = requests.get(announcer)
       if (request === undefined) {
-        request = { ids: [], topic: entry.topic, graftTopic: undefined }
+        request = { ids: [], topic: entry.topic }
         requests.set(announcer, request)
       }
       if (request.ids.length >= this.config.iwantIdsMax) continue
       entry.tries++
       entry.deadline = now + this.config.retryTimeoutMs
       request.ids.push(id)
-      const state = this.topics.get(entry.topic)
-      // Every node of a cut-off fragment sees the same fetches at once: each grafts only with some
-      // probability, so the first graft heals the fragment instead of all of them closing cycles.
-      if (state === undefined || request.graftTopic !== undefined || graftTopics!.has(entry.topic)) continue
-      // One graft per topic per tick: several would only replace each other as our parent.
-      if (state.parent === undefined ||
-        (state.fetchRatio > this.config.graftFetchRatio && this.prng.nextFloat() < this.config.graftProbability)) {
-        request.graftTopic = entry.topic
-        graftTopics!.add(entry.topic)
-      }
     }
     if (requests === undefined) return
-    for (const [peer, request] of requests) this.sendRequest(peer, request, this.topics.get(request.topic))
+    for (const [peer, request] of requests) this.sendRequest(peer, request)
   }
 
   private nextAnnouncer(entry: Missing<P>): P | undefined {
@@ -482,18 +483,15 @@ export class WeftEngine<P, K, D> implements Engine<P, K, D> {
     return undefined
   }
 
-  private sendRequest(peer: P, request: Request<K>, topic: TopicState<P, K> | undefined): void {
+  private sendRequest(peer: P, request: Request<K>): void {
     this.counters.iwantIdsSent += request.ids.length
-    if (this.config.idontwantOnRequest && topic !== undefined) this.sendIdontwant(topic, request.ids, peer)
-    if (request.graftTopic === undefined) return this.sink.send(peer, { kind: Kind.Iwant, ids: request.ids })
-    this.adoptParent(this.topics.get(request.graftTopic)!, peer, request.ids)
-  }
-
-  private graftAny(state: TopicState<P, K>): void {
-    const candidates: Array<P> = []
-    for (const id of state.lazy) if (this.peers.get(id)!.score >= this.config.pruneThreshold) candidates.push(id)
-    const chosen = sample(candidates, 1, this.prng)[0]
-    if (chosen !== undefined) this.adoptParent(state, chosen, [])
+    const state = this.topics.get(request.topic)
+    const parent = state?.tree.parent
+    // Our parent will most likely repair the same loss and push its copy to us: tell it not to.
+    if (this.config.idontwantOnRequest && parent !== undefined && parent !== peer) {
+      this.sendIdontwantTo(parent, { kind: Kind.Idontwant, ids: request.ids }, request.ids.length)
+    }
+    this.sink.send(peer, { kind: Kind.Iwant, ids: request.ids })
   }
 
   private serve(peer: PeerState<P, K>, ids: ReadonlyArray<K>): void {
@@ -510,30 +508,6 @@ export class WeftEngine<P, K, D> implements Engine<P, K, D> {
       this.counters.iwantIdsServed++
       this.sink.send(peer.id, message)
     }
-  }
-
-  private onGraft(peer: PeerState<P, K>, topic: string, ids: ReadonlyArray<K>): void {
-    const state = this.topics.get(topic)
-    if (state !== undefined && peer.topics.has(topic) && peer.score >= this.config.pruneThreshold) {
-      state.children.add(peer.id)
-      state.lazy.delete(peer.id)
-      state.eager.add(peer.id)
-    }
-    this.serve(peer, ids)
-  }
-
-  private onPrune(peer: PeerState<P, K>, topic: string): void {
-    const state = this.topics.get(topic)
-    if (state === undefined || !state.children.delete(peer.id) || state.parent === peer.id) return
-    state.eager.delete(peer.id)
-    state.lazy.add(peer.id)
-  }
-
-  private forget(state: TopicState<P, K>, peer: P): void {
-    state.eager.delete(peer)
-    state.lazy.delete(peer)
-    state.children.delete(peer)
-    if (state.parent === peer) state.parent = undefined
   }
 
   private onIdontwant(peer: PeerState<P, K>, ids: ReadonlyArray<K>): void {
@@ -559,12 +533,12 @@ export class WeftEngine<P, K, D> implements Engine<P, K, D> {
     peer.dontwant.add(id)
   }
 
-  private onSubscribe(peer: PeerState<P, K>, topics: ReadonlyArray<string>, subscribe: boolean): void {
+  private onSubscribe(now: number, peer: PeerState<P, K>, topics: ReadonlyArray<string>, subscribe: boolean): void {
     for (const topic of topics) {
       const state = this.topics.get(topic)
       if (!subscribe) {
         peer.topics.delete(topic)
-        if (state !== undefined) this.forget(state, peer.id)
+        if (state !== undefined && state.peers.delete(peer.id) && state.tree.onPeerDown(now, peer.id)) this.advertise(now, state)
         continue
       }
       if (peer.topics.has(topic)) continue
@@ -574,10 +548,8 @@ export class WeftEngine<P, K, D> implements Engine<P, K, D> {
       }
       peer.topics.add(topic)
       if (state === undefined) continue
-      // A new peer starts lazy unless we have no tree edge yet: starting all-eager floods, and with
-      // many messages in flight the floods' prunes cut the tree into fragments.
-      state.lazy.add(peer.id)
-      if (state.parent === undefined && peer.score >= this.config.pruneThreshold) this.adoptParent(state, peer.id, [])
+      state.peers.add(peer.id)
+      this.sendAdvert(state, peer.id)
     }
   }
 
@@ -590,18 +562,16 @@ export class WeftEngine<P, K, D> implements Engine<P, K, D> {
   }
 
   private announceSubscription(topics: Array<string>, subscribe: boolean): void {
-    const message: Message<K, D> = { kind: Kind.Subscribe, topics, subscribe }
+    const message: Message<K, D, P> = { kind: Kind.Subscribe, topics, subscribe }
     for (const id of this.peers.keys()) this.sink.send(id, message)
   }
 
-  private penalize(peer: PeerState<P, K>, amount: number): void {
+  private penalize(now: number, peer: PeerState<P, K>, amount: number): void {
     peer.score -= amount
     if (peer.score < this.config.pruneThreshold) {
+      // No tree edge to a peer we no longer trust: treat it as gone from the tree (it stays a neighbour).
       for (const state of this.topics.values()) {
-        if (!state.eager.has(peer.id)) continue
-        this.forget(state, peer.id)
-        state.lazy.add(peer.id)
-        if (state.parent === undefined) this.graftAny(state)
+        if (state.tree.isEager(peer.id) && state.tree.onPeerDown(now, peer.id)) this.advertise(now, state)
       }
     }
     if (peer.score < this.config.disconnectThreshold) this.requestDisconnect(peer)
@@ -637,15 +607,10 @@ export class WeftEngine<P, K, D> implements Engine<P, K, D> {
       if (decayed > -0.01) this.retained.delete(id)
       else this.retained.set(id, decayed)
     }
-    // GRAFT and PRUNE may be lost or reordered; restating our parent once a second bounds how long a
-    // lost GRAFT leaves us off the tree (one small message per node per second).
-    for (const state of this.topics.values()) {
-      if (state.parent !== undefined) this.sink.send(state.parent, { kind: Kind.Graft, topic: state.name, ids: [] })
-    }
     this.seen.expire(now)
   }
 }
 
 /** A Weft engine for one node. */
-export const make = <P, K, D>(options: Options<P, K, D>, config: Config): Engine<P, K, D> =>
+export const make = <P extends string | number, K, D>(options: Options<P, K, D>, config: Config): Engine<P, K, D> =>
   new WeftEngine(options, config)
