@@ -153,6 +153,26 @@ export interface Values {
 
   // Gossip
   /** Largest gossip payload; a larger publish fails, a larger inbound message is dropped and counted. */
+  // Content store
+  /** Largest object the store accepts; a larger put fails with StoreError("TooLarge"). */
+  readonly storeObjectBytesMax: number
+  /** Bytes of all stored objects; a put beyond it fails with StoreError("Full") (nothing is evicted). */
+  readonly storeBytesMax: number
+  /** Objects stored; a put beyond it fails with StoreError("Full"). */
+  readonly storeObjectsMax: number
+  /** Pins one object may hold (pin counts); one more fails with StoreError("Full"). */
+  readonly storePinsPerObjectMax: number
+  /** Ids in one Have or Want request; a fetch splits into batches of it, a larger inbound request is refused and counted. */
+  readonly storeSyncIdsPerRequestMax: number
+  /** Object bytes in one Want reply; the rest of the ids are left for the next request (must fit an envelope). */
+  readonly storeSyncReplyBytesMax: number
+  /** Want requests one node has in flight to one peer, over all its fetches. */
+  readonly storeSyncWantsInFlightPerPeerMax: number
+  /** Penalty (one per object not matching its id) at which a peer is banned from sync in both directions. */
+  readonly storeSyncPenaltyMax: number
+  /** Peers in the sync penalty table; past it the least penalized entry is forgotten. */
+  readonly storeSyncPenaltyPeersMax: number
+
   readonly gossipMessageBytesMax: number
   /** Longest topic name; a longer one is refused on publish and subscribe, and dropped (counted) on the wire. */
   readonly gossipTopicCharsMax: number
@@ -262,6 +282,16 @@ export const defaults: Values = {
   gossipMessageBytesMax: 60 * 1024,
   gossipTopicCharsMax: 256,
   gossipSubscriberBufferMessages: 1024,
+  storeObjectBytesMax: 60 * 1024,
+  storeBytesMax: 1024 * 1024 * 1024,
+  storeObjectsMax: 1_048_576,
+  storePinsPerObjectMax: 65_535,
+  storeSyncIdsPerRequestMax: 512,
+  storeSyncReplyBytesMax: 60 * 1024,
+  storeSyncWantsInFlightPerPeerMax: 4,
+  storeSyncPenaltyMax: 8,
+  storeSyncPenaltyPeersMax: 1024,
+
   gossipPeerOutboxMessages: 1024,
   gossipSeenCacheEntriesMax: 131_072,
   gossipSeenWindow: Duration.minutes(2),

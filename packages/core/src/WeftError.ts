@@ -66,7 +66,23 @@ export class GossipError extends Schema.TaggedError<GossipError>()("GossipError"
     "TooLarge", // the payload exceeds gossipMessageBytesMax
     "BadTopic", // empty, or longer than gossipTopicCharsMax
     "Rejected", // the topic's validator rejected the message
-    "NoPeers" // nobody to send it to (it was delivered to this node's subscribers only)
+    "NoPeers" // no subscribed peer at the time (delivered locally; announced to the first peers that subscribe)
+  ),
+  detail
+}) {}
+
+/** A content-store operation or a store sync with a peer failed. */
+export class StoreError extends Schema.TaggedError<StoreError>()("StoreError", {
+  reason: Schema.Literal(
+    "TooLarge", // an object above storeObjectBytesMax, or a request with more ids than storeSyncIdsPerRequestMax
+    "Full", // storeBytesMax, storeObjectsMax or storePinsPerObjectMax reached (pinned data is never evicted)
+    "Corrupt", // stored bytes no longer hash to their id: refused, never returned
+    "NotFound", // pin of an object the store does not hold
+    "Backend", // the storage backend failed (disk, map, environment)
+    "PeerMismatch", // a peer's reply did not match its request (more entries than ids asked, or undecodable)
+    "PeerBanned", // the peer's penalty reached storeSyncPenaltyMax: no more fetches from it, or service to it
+    "Unreachable", // the peer could not be called (no session, timeout, overloaded)
+    "Refused" // the peer refused the request (its StoreError is in the detail)
   ),
   detail
 }) {}

@@ -1,0 +1,124 @@
+/**
+ * `npx tsx packages/core/bench/store.ts [--json] [--reps N] [--quick]`: the content store on lmdb
+ * (`Store.layerLmdb`) against raw lmdb `putSync`/`get` in the same run, each in its own temporary
+ * directory with the same lmdb options. Prints a markdown table (or JSON lines with `--json`).
+ *
+ * The store's put hashes the object (SHA-256), checks its limits and writes in one ACID transaction;
+ * its get reads and hashes again. The baseline does neither: it writes and reads under ready-made
+ * 32-byte keys. So the ratio is the whole price of content addressing and the paired check.
+ */
+import { Context, Effect, Layer } from "effect"
+import { open } from "lmdb"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import * as Limits from "../src/Limits.js"
+import * as Store from "../src/Store.js"
+import type { Case, Result } from "./harness.js"
+import { report, runCase } from "./harness.js"
+
+const objectBytes = 256
+
+const usage = "usage: npx tsx packages/core/bench/store.ts [--json] [--reps N] [--quick]"
+
+const parseOptions = (args: ReadonlyArray<string>) => {
+  let json = false
+  let quick = false
+  let reps = 5
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]
+    if (arg === "--json") json = true
+    else if (arg === "--quick") quick = true
+    else if (arg === "--reps") {
+      reps = Number(args[++i])
+      if (!Number.isSafeInteger(reps) || reps < 1) throw new Error(`--reps needs a positive integer\n${usage}`)
+    } else throw new Error(`unknown option ${arg}\n${usage}`)
+  }
+  return { json, quick, reps }
+}
+
+/** A fresh object (or key) each call: a counter in the first bytes, so no put is a repeat. */
+const counterBytes = (length: number) => {
+  let next = 0
+  return (): Uint8Array => {
+    const bytes = new Uint8Array(length)
+    new DataView(bytes.buffer).setFloat64(0, next++)
+    return bytes
+  }
+}
+
+const tempDir = Effect.acquireRelease(
+  Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "weft-bench-store-"))),
+  (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
+)
+
+const rawLmdb = (dir: string) =>
+  Effect.acquireRelease(
+    Effect.sync(() => open<Uint8Array, Uint8Array>({ path: dir, encoding: "binary", keyEncoding: "binary" })),
+    (db) => Effect.promise(() => db.close())
+  )
+
+/** Stored objects the get cases read, round robin. */
+const readable = 4096
+
+const cases = (store: Store.Service, raw: ReturnType<typeof open<Uint8Array, Uint8Array>>, quick: boolean) =>
+  Effect.gen(function*() {
+    const storeObject = counterBytes(objectBytes)
+    const rawKey = counterBytes(32)
+    const payload = new Uint8Array(objectBytes).fill(7)
+    const storedIds = yield* store.putAll(Array.from({ length: readable }, storeObject))
+    const rawKeys = Array.from({ length: readable }, rawKey)
+    raw.transactionSync(() => rawKeys.forEach((key) => raw.putSync(key, payload)))
+    let readAt = 0
+    const puts: Case = {
+      bench: `store put (${objectBytes} B, lmdb)`,
+      metric: "store_put",
+      unit: "puts/s",
+      ops: quick ? 200 : 2000,
+      subject: { name: "Store.put", run: (ops) => Effect.gen(function*() { for (let i = 0; i < ops; i++) yield* store.put(storeObject()) }) },
+      baseline: { name: "lmdb putSync", run: (ops) => Effect.sync(() => { for (let i = 0; i < ops; i++) raw.putSync(rawKey(), payload) }) }
+    }
+    const gets: Case = {
+      bench: `store get (${objectBytes} B, lmdb)`,
+      metric: "store_get",
+      unit: "gets/s",
+      ops: quick ? 20_000 : 200_000,
+      subject: {
+        name: "Store.get",
+        run: (ops) =>
+          Effect.gen(function*() {
+            for (let i = 0; i < ops; i++) {
+              const found = yield* store.get(storedIds[readAt++ % readable]!)
+              if (found._tag === "None") throw new Error("a stored object was not found")
+            }
+          })
+      },
+      baseline: {
+        name: "lmdb get",
+        run: (ops) =>
+          Effect.sync(() => {
+            for (let i = 0; i < ops; i++) if (raw.get(rawKeys[readAt++ % readable]!) === undefined) throw new Error("a stored value was not found")
+          })
+      }
+    }
+    return [puts, gets]
+  })
+
+const main = (args: ReadonlyArray<string>) =>
+  Effect.scoped(Effect.gen(function*() {
+    const options = parseOptions(args)
+    const dir = yield* tempDir
+    const context = yield* Layer.build(Store.layerLmdb(Path.join(dir, "store")).pipe(Layer.provide(Limits.layer())))
+    const raw = yield* rawLmdb(Path.join(dir, "raw"))
+    const results: Array<Result> = []
+    for (const spec of yield* cases(Context.get(context, Store.Store), raw, options.quick)) {
+      process.stderr.write(`${spec.bench}: ${spec.ops} ops × ${options.reps} reps vs ${spec.baseline?.name}\n`)
+      results.push(yield* runCase(spec, options.reps))
+    }
+    report(results, options.json)
+  }))
+
+Effect.runPromise(main(process.argv.slice(2))).catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : String(error))
+  process.exit(1)
+})
