@@ -226,15 +226,15 @@ export interface Config {
 
 /** Default tunables (bounds come from `Limits.defaults` through `configFromLimits`). */
 export const tunables = {
-  tickMs: 100,
+  tickMs: 150,
   lazyFanout: 16,
-  lazyAnnounceIntervalMs: 500,
+  lazyAnnounceIntervalMs: 750,
   missingTimeoutMs: 250,
   retryTimeoutMs: 250,
   missingTriesMax: 6,
   announcersMax: 6,
-  treeAdvertIntervalMs: 1000,
-  treeRootTimeoutMs: 3500,
+  treeAdvertIntervalMs: 2000,
+  treeRootTimeoutMs: 7000,
   treeDepthMax: 64,
   treeSwitchLagMs: 20,
   idontwantBytesMin: 1024,
