@@ -3,7 +3,8 @@
  * baseline measured in the same run (see `harness.ts`). The report goes to stdout (a table, or JSON
  * lines with `--json`); progress goes to stderr.
  *
- * Cases: envelope encode+decode; local RPC; RPC over the memory transport; actor tell and ask.
+ * Cases: envelope encode+decode; local RPC; RPC over the memory transport; actor tell and ask; content
+ * store put and get on lmdb.
  */
 import { Effect } from "effect"
 import * as ActorBench from "./actor.js"
@@ -12,6 +13,7 @@ import { progress, twoNodes } from "./fixtures.js"
 import type { Case, Result } from "./harness.js"
 import { report, runCase } from "./harness.js"
 import * as RpcBench from "./rpc.js"
+import * as StoreBench from "./store.js"
 
 /** Command-line options. */
 interface Options {
@@ -70,7 +72,8 @@ const program = (options: Options) =>
     const all = [
       ...EnvelopeBench.cases(options.quick),
       ...(yield* RpcBench.cases(nodes, options.quick)),
-      ...(yield* ActorBench.cases(nodes, options.quick))
+      ...(yield* ActorBench.cases(nodes, options.quick)),
+      ...(yield* StoreBench.cases(options.quick))
     ]
     const cases = options.only === undefined ? all : all.filter((spec) => spec.bench.includes(options.only!))
     const started = performance.now()

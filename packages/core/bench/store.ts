@@ -1,12 +1,12 @@
 /**
- * `npx tsx packages/core/bench/store.ts [--json] [--reps N] [--quick]`: the content store on lmdb
- * (`Store.layerLmdb`) against raw lmdb `putSync`/`get` in the same run, each in its own temporary
- * directory with the same lmdb options. Prints a markdown table (or JSON lines with `--json`).
+ * Cases of `npm run bench`: the content store on lmdb (`Store.layerLmdb`) against raw lmdb
+ * `putSync`/`get` in the same run, each in its own temporary directory with the same lmdb options.
  *
  * The store's put hashes the object (SHA-256), checks its limits and writes in one ACID transaction;
  * its get reads and hashes again. The baseline does neither: it writes and reads under ready-made
  * 32-byte keys. So the ratio is the whole price of content addressing and the paired check.
  */
+import type { Scope } from "effect"
 import { Context, Effect, Layer } from "effect"
 import { open } from "lmdb"
 import * as Fs from "node:fs"
@@ -14,28 +14,10 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Limits from "../src/Limits.js"
 import * as Store from "../src/Store.js"
-import type { Case, Result } from "./harness.js"
-import { report, runCase } from "./harness.js"
+import type { StoreError } from "../src/WeftError.js"
+import type { Case } from "./harness.js"
 
 const objectBytes = 256
-
-const usage = "usage: npx tsx packages/core/bench/store.ts [--json] [--reps N] [--quick]"
-
-const parseOptions = (args: ReadonlyArray<string>) => {
-  let json = false
-  let quick = false
-  let reps = 5
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]
-    if (arg === "--json") json = true
-    else if (arg === "--quick") quick = true
-    else if (arg === "--reps") {
-      reps = Number(args[++i])
-      if (!Number.isSafeInteger(reps) || reps < 1) throw new Error(`--reps needs a positive integer\n${usage}`)
-    } else throw new Error(`unknown option ${arg}\n${usage}`)
-  }
-  return { json, quick, reps }
-}
 
 /** A fresh object (or key) each call: a counter in the first bytes, so no put is a repeat. */
 const counterBytes = (length: number) => {
@@ -61,7 +43,7 @@ const rawLmdb = (dir: string) =>
 /** Stored objects the get cases read, round robin. */
 const readable = 4096
 
-const cases = (store: Store.Service, raw: ReturnType<typeof open<Uint8Array, Uint8Array>>, quick: boolean) =>
+const storeCases = (store: Store.Service, raw: ReturnType<typeof open<Uint8Array, Uint8Array>>, quick: boolean) =>
   Effect.gen(function*() {
     const storeObject = counterBytes(objectBytes)
     const rawKey = counterBytes(32)
@@ -104,21 +86,11 @@ const cases = (store: Store.Service, raw: ReturnType<typeof open<Uint8Array, Uin
     return [puts, gets]
   })
 
-const main = (args: ReadonlyArray<string>) =>
-  Effect.scoped(Effect.gen(function*() {
-    const options = parseOptions(args)
+/** The store cases (lmdb in a temporary directory, removed when the scope closes) against raw lmdb. */
+export const cases = (quick: boolean): Effect.Effect<ReadonlyArray<Case>, StoreError, Scope.Scope> =>
+  Effect.gen(function*() {
     const dir = yield* tempDir
     const context = yield* Layer.build(Store.layerLmdb(Path.join(dir, "store")).pipe(Layer.provide(Limits.layer())))
     const raw = yield* rawLmdb(Path.join(dir, "raw"))
-    const results: Array<Result> = []
-    for (const spec of yield* cases(Context.get(context, Store.Store), raw, options.quick)) {
-      process.stderr.write(`${spec.bench}: ${spec.ops} ops × ${options.reps} reps vs ${spec.baseline?.name}\n`)
-      results.push(yield* runCase(spec, options.reps))
-    }
-    report(results, options.json)
-  }))
-
-Effect.runPromise(main(process.argv.slice(2))).catch((error: unknown) => {
-  console.error(error instanceof Error ? error.message : String(error))
-  process.exit(1)
-})
+    return yield* storeCases(Context.get(context, Store.Store), raw, quick)
+  })
