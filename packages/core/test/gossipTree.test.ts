@@ -203,6 +203,26 @@ describe("gossip tree", () => {
     expect(tree.dist).toBe(2)
   })
 
+  it("leaves a parent that keeps failing to push messages, even when its waves come first", () => {
+    const tree = new Tree(2, 0, config)
+    const advert = (seq: number): Advert<number> => ({ root: 0, seq, dist: 1, parentIsMe: false })
+    tree.onAdvert(0, 1, advert(1))
+    tree.onAdvert(0, 3, advert(1))
+    expect(tree.parent).toBe(1)
+    // Parent 1 pushes two messages in three (a lossy link): not a dropper by the rule.
+    for (let i = 0; i < 40; i++) tree.noteParent(i % 3 !== 0)
+    tree.onAdvert(1000, 1, advert(2))
+    tree.onAdvert(1000, 3, advert(2))
+    expect(tree.parent).toBe(1)
+    // Then it stops pushing: at its next wave we move to the other feasible neighbour, although 1 is first.
+    for (let i = 0; i < 40; i++) tree.noteParent(false)
+    tree.onAdvert(2000, 1, advert(3))
+    expect(tree.parent).toBe(3)
+    tree.onAdvert(2010, 3, advert(3))
+    expect(tree.parent).toBe(3)
+    expect(tree.seq).toBe(3)
+  })
+
   it("ignores a neighbour that names us its parent, and adverts beyond the depth bound", () => {
     const tree = new Tree(5, 0, config)
     tree.onAdvert(0, 1, { root: 0, seq: 3, dist: 2, parentIsMe: true })

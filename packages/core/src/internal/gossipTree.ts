@@ -15,8 +15,9 @@
  *   (the feasibility distance). Along parent pointers `seq` never decreases and, for one `seq`, the
  *   distance only falls, so a feasible neighbour is never our descendant: no loop can form.
  * - Latency: each wave shows which neighbour is nearest the root in time. If our parent keeps bringing
- *   waves `switchLagMs` (moving average) after another neighbour does, we move to that neighbour as soon
- *   as it brings the next wave (a newer `seq`, so the move is feasible). Hysteresis, not every wave.
+ *   waves `switchLagMs` (moving average) after another neighbour does, or keeps failing to push messages
+ *   (we fetch most of them), we move to a neighbour as soon as it brings the next wave (a newer `seq`,
+ *   so the move is feasible). Hysteresis, not every wave.
  *
  * The engine pushes a topic's messages to the parent and the children: a spanning tree, one copy per node.
  */
@@ -48,6 +49,9 @@ interface Heard<P> {
 
 /** Weight of the newest wave in the parent's lag average. */
 const LAG_WEIGHT = 1 / 4
+/** Weight of the newest message in the parent's miss average, and the average above which we move. */
+const MISS_WEIGHT = 1 / 8
+const MISSED_MAX = 0.5
 
 /** One topic's tree state at one node. Methods return true when our advertisement changed. */
 export class Tree<P> {
@@ -66,6 +70,7 @@ export class Tree<P> {
   private waveSeq = -1
   private waveAt = 0
   private lag = 0
+  private missed = 0
 
   constructor(readonly self: P, now: number, readonly config: TreeConfig) {
     this.root = self
@@ -75,6 +80,14 @@ export class Tree<P> {
   /** Our advertisement as seen by `peer`. */
   advertFor(peer: P): Advert<P> {
     return { root: this.root, seq: this.seq, dist: this.dist, parentIsMe: peer === this.parent }
+  }
+
+  /**
+   * A message reached us: pushed by our parent (`true`) or fetched after the parent's push never came
+   * (`false`). A parent that keeps failing (a dropper, or a congested link) is left at the next wave.
+   */
+  noteParent(delivered: boolean): void {
+    this.missed += MISS_WEIGHT * ((delivered ? 0 : 1) - this.missed)
   }
 
   /** Whether `peer` is a tree neighbour (data is pushed to it). */
@@ -176,6 +189,13 @@ export class Tree<P> {
     const valid = current !== undefined && current.root === this.root && !current.parentIsMe &&
       current.dist < this.config.depthMax - 1 && this.usable(current, now)
     if (!valid) return this.adopt(this.bestFeasible(now), now)
+    if (current.seq > this.seq && this.missed > MISSED_MAX && current.seq < this.seq + 2) {
+      // A parent that keeps failing to push: move to any other feasible neighbour now, or wait for one
+      // to bring this wave (newer than ours, so feasible); a wave later we follow the parent again.
+      const other = this.bestFeasible(now, this.parent)
+      if (other !== undefined) this.take(other, this.heard.get(other)!, now)
+      return
+    }
     if (current.seq > this.seq) {
       // Our parent brings a new wave: how late was it behind the first neighbour that brought it?
       const lag = this.waveSeq === current.seq ? now - this.waveAt : 0
@@ -191,18 +211,18 @@ export class Tree<P> {
       this.waveSeq = advert.seq
       this.waveAt = now
     }
-    // A neighbour brings a wave our parent has not: move if our parent is usually slower, or cut off.
-    if (this.lag > this.config.switchLagMs || advert.seq >= this.seq + 2) {
-      this.lag = 0
+    // A neighbour brings a wave our parent has not: move if our parent is usually slower, keeps failing
+    // to push, or is cut off.
+    if (this.lag > this.config.switchLagMs || this.missed > MISSED_MAX || advert.seq >= this.seq + 2) {
       this.take(trigger!, advert, now)
     }
   }
 
-  private bestFeasible(now: number): P | undefined {
+  private bestFeasible(now: number, except?: P): P | undefined {
     let chosen: P | undefined
     let chosenAdvert: Heard<P> | undefined
     for (const [peer, advert] of this.heard) {
-      if (!this.feasible(advert, now)) continue
+      if (peer === except || !this.feasible(advert, now)) continue
       if (chosenAdvert === undefined || advert.seq > chosenAdvert.seq ||
         (advert.seq === chosenAdvert.seq && advert.dist < chosenAdvert.dist)) {
         chosen = peer
@@ -220,11 +240,14 @@ export class Tree<P> {
       this.dist = this.config.depthMax
       return
     }
-    this.lag = 0
     this.take(peer, this.heard.get(peer)!, now)
   }
 
   private take(peer: P, advert: Heard<P>, now: number): void {
+    if (peer !== this.parent) {
+      this.lag = 0
+      this.missed = 0
+    }
     if (advert.seq > this.seq) {
       this.seqAt = now
       this.feasibleDist = Number.POSITIVE_INFINITY

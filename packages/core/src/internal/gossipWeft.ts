@@ -298,6 +298,8 @@ export class WeftEngine<P extends string | number, K, D> implements Engine<P, K,
       return this.seen.add(now, message.id, undefined, 0, 0)
     }
     this.seen.add(now, message.id, message, message.bytes, fetched ? FETCHED : 0)
+    if (fetched) state.tree.noteParent(false)
+    else if (peer.id === state.tree.parent) state.tree.noteParent(true)
     this.counters.delivered++
     this.sink.deliver(message, peer.id)
     this.pushTree(state, fetched, message, peer.id)
