@@ -52,12 +52,14 @@ export interface Values {
   readonly replayWindowCells: number
   /** Lifetime of one cookie secret; a cookie is valid in its epoch and the next, expired after. */
   readonly cookieRotation: Duration.Duration
-  /** Responder handshakes in flight from which an INIT must carry a valid cookie before any KEM or signature work. */
+  /** Responder handshakes in flight from which an INIT must carry a valid cookie before any KEM or certificate work. */
   readonly handshakesBeforeCookie: number
-  /** INIT nonces remembered so a replayed INIT costs no KEM or signature; past it the oldest is evicted and INITs no newer are refused. */
+  /** INIT nonces remembered so a replayed INIT costs no KEM work; past it the oldest is evicted and INITs no newer are refused. */
   readonly initReplayCacheEntries: number
   /** An INIT whose timestamp is further than this from the responder's clock is refused and counted. */
   readonly handshakeInitMaxAge: Duration.Duration
+  /** Peer certificates remembered as verified, so a reconnecting peer costs no second signature check; least recently used evicted. */
+  readonly certificateCacheEntriesMax: number
 
   // Messages
   /** Largest encoded envelope (must not exceed frameBytesMax). */
@@ -151,8 +153,6 @@ export interface Values {
   /** Longest wait between dials of an address that keeps failing. */
   readonly dialBackoffMax: Duration.Duration
 
-  // Gossip
-  /** Largest gossip payload; a larger publish fails, a larger inbound message is dropped and counted. */
   // Content store
   /** Largest object the store accepts; a larger put fails with StoreError("TooLarge"). */
   readonly storeObjectBytesMax: number
@@ -173,6 +173,8 @@ export interface Values {
   /** Peers in the sync penalty table; past it the least penalized entry is forgotten. */
   readonly storeSyncPenaltyPeersMax: number
 
+  // Gossip
+  /** Largest gossip payload; a larger publish fails, a larger inbound message is dropped and counted. */
   readonly gossipMessageBytesMax: number
   /** Longest topic name; a longer one is refused on publish and subscribe, and dropped (counted) on the wire. */
   readonly gossipTopicCharsMax: number
@@ -232,6 +234,7 @@ export const defaults: Values = {
   handshakesBeforeCookie: 16,
   initReplayCacheEntries: 4096,
   handshakeInitMaxAge: Duration.minutes(2),
+  certificateCacheEntriesMax: 1024,
 
   envelopeBytesMax: 64 * 1024,
   streamsPerPeerMax: 1024,
@@ -279,9 +282,6 @@ export const defaults: Values = {
   dialBackoffMin: Duration.seconds(1),
   dialBackoffMax: Duration.minutes(5),
 
-  gossipMessageBytesMax: 60 * 1024,
-  gossipTopicCharsMax: 256,
-  gossipSubscriberBufferMessages: 1024,
   storeObjectBytesMax: 60 * 1024,
   storeBytesMax: 1024 * 1024 * 1024,
   storeObjectsMax: 1_048_576,
@@ -292,6 +292,9 @@ export const defaults: Values = {
   storeSyncPenaltyMax: 8,
   storeSyncPenaltyPeersMax: 1024,
 
+  gossipMessageBytesMax: 60 * 1024,
+  gossipTopicCharsMax: 256,
+  gossipSubscriberBufferMessages: 1024,
   gossipPeerOutboxMessages: 1024,
   gossipSeenCacheEntriesMax: 131_072,
   gossipSeenWindow: Duration.minutes(2),

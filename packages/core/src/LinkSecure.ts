@@ -7,18 +7,23 @@
  *   (AES-256-GCM). Handshake cells are sealed under a key derived from the network PSK and a fresh
  *   random salt; data cells under per-direction session keys, behind a protected packet number. A cell
  *   that opens under neither gets no reply and leaves no state. No byte position is constant.
- * - **Handshake** (`internal/secureHandshake.ts`): INIT → RESP → FINISH, X-Wing (ML-KEM-768 + X25519)
- *   to an ephemeral key of the initiator, ML-DSA-65 signatures over the transcript from both sides,
- *   session keys from HKDF(psk ‖ X-Wing secret, transcript). The responder does no public-key work
+ * - **Handshake** (`internal/secureHandshake.ts`): INIT → RESP → FINISH → CONFIRM, then the
+ *   initiator's first session cell. X-Wing (ML-KEM-768 + X25519) to an ephemeral key of the initiator
+ *   (forward secrecy), and KEM authentication (KEMTLS): each side encapsulates to the static X-Wing key
+ *   in the other's certificate, which its ML-DSA-65 identity signed once when the link was made; no
+ *   signature per handshake. Session keys from HKDF(psk ‖ three KEM secrets, transcript). Verified
+ *   certificates are cached (`certificateCacheEntriesMax`). The responder does no public-key work
  *   before an INIT opened under the PSK, and none at all for an INIT it has answered before (replay
  *   cache); with `handshakesBeforeCookie` responder handshakes in flight it answers INIT with a
- *   stateless cookie and works only for an INIT that returns a valid one.
+ *   stateless cookie and works only for an INIT that returns a valid one. The initiator's session
+ *   starts on CONFIRM, the responder's on the initiator's first cell under the session keys.
  * - **Replay**: a sliding window over packet numbers per key (`replayWindowCells`).
  * - **Rekey**: the session's initiator runs a fresh handshake over the live session after
  *   `rekeyAfterCells` cells or `rekeyAfter` (the responder asks for one when its own count runs out).
- *   The responder switches on FINISH and confirms with a cell under the new keys; the initiator
- *   switches when that cell arrives. Old receive keys stay valid for `rekeyGracePeriod`, so no cell in
- *   flight is lost; the `Session` object stays the same.
+ *   On CONFIRM the initiator sends one keepalive under the new keys; the responder switches when it
+ *   arrives and answers with a cell under the new keys; the initiator switches when that cell arrives.
+ *   Old receive keys stay valid for `rekeyGracePeriod`, so no cell in flight is lost; the `Session`
+ *   object stays the same.
  * - **One session per peer**: concurrent dials share one handshake. When two nodes dial each other,
  *   the handshake started by the node with the lower ID (text order) wins on both sides: the other
  *   node drops its own attempt and answers, so both end with one session under the same keys.
@@ -89,20 +94,23 @@ export interface SecurityStats {
   readonly cellsReplayed: number
   /** Authenticated frames that were malformed or of a kind not allowed where they arrived. */
   readonly framesMalformed: number
-  /** Handshake messages seen before (replayed or duplicated INIT, RESP, FINISH or COOKIE): no work done. */
+  /** Handshake messages seen before (replayed or duplicated INIT, RESP, FINISH, CONFIRM or COOKIE): no work done. */
   readonly handshakesReplayed: number
   /** Handshake cells dropped on arrival as copies of a frame just reassembled (duplicates or quick replays). */
   readonly handshakeCellsDuplicate: number
   /** INITs whose timestamp was outside `handshakeInitMaxAge`. */
   readonly initsStale: number
-  /** Handshakes refused for a signature by the wrong key, a node ID mismatch, or a bad KEM input. */
+  /**
+   * Handshakes refused for a bad certificate, a node ID mismatch, a message that does not open under its
+   * handshake's keys (a forger, or a man in the middle without the static key), or a bad KEM input.
+   */
   readonly identityFailures: number
   /** The peer's INIT lost the simultaneous-dial tie-break and was ignored. */
   readonly handshakesCrossed: number
   readonly cookiesSent: number
   readonly cookiesExpired: number
   readonly cookiesInvalid: number
-  /** KEM encapsulations plus signatures done as responder (one per answered INIT). */
+  /** INITs answered with the responder's work (an encapsulation; one per answered INIT). */
   readonly responderHandshakes: number
   /** Key switches completed (both roles). */
   readonly rekeys: number
@@ -150,32 +158,35 @@ interface Flight {
   readonly frameId: number
 }
 
-/** Our side of a handshake we started (a dial, or a rekey of a live session). */
+/** Our side of a handshake we started (a dial, or a rekey of a live session), until CONFIRM. */
 interface Initiator {
   readonly rekey: boolean
   readonly fields: hs.Init
   readonly state: hs.Initiating
-  init: Flight
+  /** The message the timer repeats: INIT, then FINISH once a RESP checked out. */
+  flight: Flight
   cookie: Uint8Array | undefined
+  /** Set by a RESP that checked out: what CONFIRM is opened with. */
+  finished: hs.Finished | undefined
   attempts: number
   sentAtMs: number
 }
 
-/** Our side of a handshake a peer started, between RESP and FINISH. */
+/** Our side of a handshake a peer started, until the initiator's first cell under the session keys. */
 interface Responder {
   readonly peer: NodeId.NodeId
   readonly claimedId: Uint8Array
-  readonly nonceI: Uint8Array
   readonly responded: hs.Responded
-  readonly flight: Flight
-  /** The session's keys, known from RESP on; they open cells that overtake FINISH. */
-  readonly keys: Keys
+  /** The message the timer repeats: RESP, then CONFIRM once FINISH checked out. */
+  flight: Flight
+  /** Set with CONFIRM: the session's keys; the initiator's first cell under them completes the handshake. */
+  keys: Keys | undefined
   readonly rekey: boolean
   /** The peer held a session with us when it sent INIT: it lost it (restart), so ours is replaced. */
   readonly replace: boolean
   sends: number
   sentAtMs: number
-  /** Inner cells (authenticated under `keys`) that overtook FINISH; delivered once FINISH verifies. */
+  /** Inner cells authenticated under `keys` before the session is installed; delivered with it. */
   readonly early: Array<Uint8Array>
 }
 
@@ -192,11 +203,13 @@ interface Keys {
   readonly opener: crypto.Opener
 }
 
-/** The FINISH the initiator repeats until a cell under the keys it made arrives (the responder's confirmation). */
-interface SentFinish {
+/**
+ * The initiator's key confirmation (a keepalive under the keys CONFIRM gave), repeated until a cell
+ * from the responder under those keys shows it arrived.
+ */
+interface Confirming {
   readonly nonceI: Uint8Array
   readonly nonceR: Uint8Array
-  readonly flight: Flight
   sends: number
   sentAtMs: number
 }
@@ -215,7 +228,7 @@ interface LiveState {
   next: Keys | undefined
   nextSinceMs: number
   keysSinceMs: number
-  sentFinish: SentFinish | undefined
+  confirming: Confirming | undefined
   rekeyRequested: boolean
   rekeyNotBeforeMs: number
   lastInboundMs: number
@@ -243,6 +256,8 @@ interface Ctx {
   readonly endpoint: Endpoint
   readonly identity: Identity.Identity
   readonly suite: hs.Suite
+  readonly credentials: hs.Credentials
+  readonly certificates: hs.CertificateCache
   readonly random: (length: number) => Uint8Array
   readonly cookieMaster: Uint8Array
   readonly settings: Settings
@@ -255,6 +270,8 @@ interface Ctx {
   readonly pendings: Map<Address, Pending>
   readonly accepted: Mailbox.Mailbox<Session>
   readonly counters: Counters
+  /** The next INIT's ephemeral key pair, made while a dial waits on the network (used once, then gone). */
+  spare: crypto.KemKeyPair | undefined
   frameId: number
   closing: boolean
 }
@@ -294,9 +311,14 @@ const sendHandshake = (ctx: Ctx, to: Address, frame: Uint8Array): Effect.Effect<
   Effect.suspend(() => sendFlight(ctx, to, flightOf(ctx, frame)))
 
 /** A session frame, sealed now (so packet numbers follow call order) and sent. */
-const sendSealed = (ctx: Ctx, live: LiveState, frame: Uint8Array): Effect.Effect<void, TransportError> =>
+const sendSealed = (
+  ctx: Ctx,
+  live: LiveState,
+  frame: Uint8Array,
+  keys: (live: LiveState) => Keys = (current) => current.keys
+): Effect.Effect<void, TransportError> =>
   Effect.suspend(() => {
-    const sealer = live.keys.sealer
+    const sealer = keys(live).sealer
     const cells = cutFrame(ctx, frame).map((inner) => crypto.sealData(sealer, inner))
     live.lastSentMs = ctx.now()
     return sendCells(ctx, live.info.remote, cells)
@@ -304,6 +326,10 @@ const sendSealed = (ctx: Ctx, live: LiveState, frame: Uint8Array): Effect.Effect
 
 const sendSealedQuiet = (ctx: Ctx, live: LiveState, frame: Uint8Array): Effect.Effect<void> =>
   Effect.ignore(sendSealed(ctx, live, frame))
+
+/** The initiator's key confirmation: a keepalive under the keys its last CONFIRM gave (a rekey's, if any). */
+const sendConfirmation = (ctx: Ctx, live: LiveState): Effect.Effect<void> =>
+  Effect.ignore(sendSealed(ctx, live, keepaliveFrame, (current) => current.next ?? current.keys))
 
 const rejectCells = (ctx: Ctx, cells: number): undefined => {
   ctx.counters.cellsRejected += cells
@@ -337,11 +363,11 @@ const promote = (ctx: Ctx, live: LiveState, next: Keys, nowMs: number): void => 
   live.keys = next
   live.next = undefined
   live.keysSinceMs = nowMs
-  live.sentFinish = undefined
+  live.confirming = undefined
   ctx.counters.rekeys++
 }
 
-/** The responder's switch on a verified rekey FINISH. */
+/** The responder's switch, on the initiator's first cell under a rekey's keys. */
 const switchKeys = (ctx: Ctx, live: LiveState, keys: Keys, nowMs: number): void => {
   live.previous = live.keys.opener
   live.previousUntilMs = nowMs + ctx.settings.rekeyGraceMs
@@ -396,9 +422,9 @@ interface Established {
   readonly peer: NodeId.NodeId
   readonly initiator: boolean
   readonly keys: Keys
-  readonly sentFinish: SentFinish | undefined
+  readonly confirming: Confirming | undefined
   readonly replace: boolean
-  /** Inner cells, already authenticated, that arrived before FINISH. */
+  /** Inner cells, already authenticated under `keys`, that arrived before the session was installed. */
   readonly early: ReadonlyArray<Uint8Array>
 }
 
@@ -407,7 +433,7 @@ const newLive = (ctx: Ctx, done: Established, inbox: Mailbox.Mailbox<Uint8Array>
   const state: LiveState = {
     info: { peer: done.peer, remote: done.address, initiator: done.initiator, establishedAtMs: nowMs },
     inbox, closedSignal, handler: undefined, keys: done.keys, previous: undefined, previousUntilMs: 0, next: undefined, nextSinceMs: 0,
-    keysSinceMs: nowMs, sentFinish: done.sentFinish, rekeyRequested: false, rekeyNotBeforeMs: 0,
+    keysSinceMs: nowMs, confirming: done.confirming, rekeyRequested: false, rekeyNotBeforeMs: 0,
     lastInboundMs: nowMs, lastSentMs: nowMs, open: true
   }
   return Object.assign(state, { session: sessionOf(ctx, state) })
@@ -433,11 +459,12 @@ const establish = (ctx: Ctx, done: Established): Effect.Effect<void> =>
       const nowMs = ctx.now()
       for (const inner of done.early) {
         const frame = ctx.reassembler.accept(live.info.remote, inner, nowMs)
-        // Early frames are data or keepalives; nothing that needs work of its own is expected this early.
+        // Early frames are data, keepalives or a close; nothing that needs work of its own is expected this early.
         if (frame !== undefined) onSessionFrame(ctx, live, frame, nowMs)
       }
-      // The responder confirms at once with a cell under the new keys, so the initiator stops repeating FINISH.
-      return done.initiator ? undefined : sendSealedQuiet(ctx, live, keepaliveFrame)
+      // Both sides speak at once under the new keys: the initiator's cell is its key confirmation (the
+      // responder's session starts on it), the responder's tells the initiator it arrived.
+      return sendSealedQuiet(ctx, live, keepaliveFrame)
     })
     if (confirm !== undefined) yield* confirm
   })
@@ -456,8 +483,8 @@ const admitsInit = (ctx: Ctx, pending: Pending | undefined, live: Live | undefin
   (live !== undefined || ctx.sessions.has(peer) || sessionsPromised(ctx, pending) < ctx.settings.peersMax)
 
 // Sessions held plus responder handshakes that will each want one (this address's own not counted
-// twice): admitting an INIT past peersMax would let the dialer's session open on RESP while FINISH
-// is later refused, leaving the dialer a dead session.
+// twice): admitting an INIT past peersMax would let the dialer's session open on CONFIRM while its
+// key confirmation is later refused, leaving the dialer a dead session.
 const sessionsPromised = (ctx: Ctx, pending: Pending | undefined): number =>
   ctx.sessions.size + respondersInFlight(ctx) - (pending?.responder !== undefined ? 1 : 0)
 
@@ -479,7 +506,7 @@ const cookieGate = (ctx: Ctx, from: Address, frame: Uint8Array, init: hs.Init): 
   return sendHandshake(ctx, from, hs.encodeCookie(init.nonce, hs.makeCookie(ctx.cookieMaster, cookieEpoch(ctx), from)))
 }
 
-/** The KEM encapsulation and the signature: the responder's expensive step, once per fresh INIT. */
+/** The encapsulation to the INIT's ephemeral key: the responder's first expensive step, once per fresh INIT. */
 const respond = (
   ctx: Ctx,
   from: Address,
@@ -490,7 +517,7 @@ const respond = (
   hs.record(ctx.replays, init.nonce, init.timeMs)
   ctx.counters.responderHandshakes++
   const nonceR = ctx.random(hs.nonceBytes)
-  const responded = hs.respond(ctx.suite, ctx.identity, frame, init, nonceR, ctx.random(ctx.suite.kem.encapsulateRandomBytes))
+  const responded = hs.respond(ctx.suite, ctx.credentials, frame, init, nonceR, ctx.random(ctx.suite.kem.encapsulateRandomBytes))
   if (responded === undefined) return failHandshake(ctx, "identityFailures")
   let pending = ctx.pendings.get(from)
   if (pending === undefined) {
@@ -499,8 +526,8 @@ const respond = (
   }
   const flight = flightOf(ctx, responded.frame)
   pending.responder = {
-    peer: NodeId.fromBytes(init.id), claimedId: init.id, nonceI: init.nonce, responded, flight,
-    keys: keysFor(ctx, responded.secrets, false), rekey: init.rekey, replace, sends: 1, sentAtMs: ctx.now(), early: []
+    peer: NodeId.fromBytes(init.id), claimedId: init.id, responded, flight, keys: undefined, rekey: init.rekey, replace,
+    sends: 1, sentAtMs: ctx.now(), early: []
   }
   return sendFlight(ctx, from, flight)
 }
@@ -511,7 +538,7 @@ const freshInit = (ctx: Ctx, frame: Uint8Array, init: hs.Init, pending: Pending 
     rejectFrame(ctx, frame, "initsStale")
     return false
   }
-  const inProgress = pending?.responder !== undefined && crypto.equalBytes(pending.responder.nonceI, init.nonce)
+  const inProgress = pending?.responder !== undefined && crypto.equalBytes(pending.responder.responded.nonceI, init.nonce)
   // A duplicate of an INIT in progress is not answered: the responder's own timer repeats RESP.
   if (inProgress || hs.isReplay(ctx.replays, init.nonce, init.timeMs)) {
     rejectFrame(ctx, frame, "handshakesReplayed")
@@ -539,117 +566,201 @@ const onInit = (ctx: Ctx, from: Address, frame: Uint8Array): Effect.Effect<void>
   return respond(ctx, from, frame, init, live !== undefined && !init.rekey)
 }
 
-/** A verified rekey FINISH: the responder switches and confirms with a cell under the new keys. */
-const rekeyCompleted = (ctx: Ctx, from: Address, responder: Responder): Effect.Effect<void> | undefined => {
-  ctx.pendings.delete(from)
-  const live = ctx.byAddress.get(from)
-  if (live === undefined || live.info.peer !== responder.peer) return failHandshake(ctx)
-  switchKeys(ctx, live, responder.keys, ctx.now())
-  return sendSealedQuiet(ctx, live, keepaliveFrame)
-}
-
+/**
+ * A FINISH for our RESP: the responder's second expensive step (a decapsulation, a certificate check,
+ * an encapsulation), done only once its KEM ciphertext opened under the INIT's ephemeral secret.
+ */
 const onFinish = (ctx: Ctx, from: Address, frame: Uint8Array): Effect.Effect<void> | undefined => {
   const nonces = hs.noncesOf(frame)
   if (nonces === undefined) return rejectFrame(ctx, frame, "framesMalformed")
   const responder = ctx.pendings.get(from)?.responder
-  if (responder === undefined || !crypto.equalBytes(responder.nonceI, nonces.nonceI) ||
-    !crypto.equalBytes(responder.responded.nonceR, nonces.nonceR)) {
+  // After CONFIRM a FINISH is a copy: the timer repeats CONFIRM, a copy earns nothing.
+  if (responder === undefined || responder.keys !== undefined || !matches(responder.responded, nonces)) {
     return rejectFrame(ctx, frame, "handshakesReplayed")
   }
-  const verdict = hs.complete(ctx.suite, ctx.identity, responder.responded, responder.claimedId, frame)
-  if (verdict === "Malformed") return rejectFrame(ctx, frame, "framesMalformed")
-  if (verdict !== true) return failHandshake(ctx, "identityFailures")
-  if (responder.rekey) return rekeyCompleted(ctx, from, responder)
+  const confirmed = hs.confirm(
+    ctx.suite, ctx.credentials, ctx.certificates, responder.responded, responder.claimedId, frame,
+    ctx.random(ctx.suite.kem.encapsulateRandomBytes)
+  )
+  if (confirmed === "Malformed") return rejectFrame(ctx, frame, "framesMalformed")
+  if (typeof confirmed === "string") return failHandshake(ctx, "identityFailures")
+  responder.keys = keysFor(ctx, confirmed.secrets, false)
+  responder.flight = flightOf(ctx, confirmed.frame)
+  responder.sends = 1
+  responder.sentAtMs = ctx.now()
+  return sendFlight(ctx, from, responder.flight)
+}
+
+interface Nonces {
+  readonly nonceI: Uint8Array
+  readonly nonceR: Uint8Array
+}
+
+const matches = (handshake: Nonces, nonces: Nonces): boolean =>
+  crypto.equalBytes(handshake.nonceI, nonces.nonceI) && crypto.equalBytes(handshake.nonceR, nonces.nonceR)
+
+/** A rekey's first cell under the new keys: the responder switches, answers under them, and reads the cell. */
+const rekeyCompleted = (
+  ctx: Ctx,
+  from: Address,
+  responder: Responder,
+  keys: Keys,
+  inner: Uint8Array,
+  nowMs: number
+): Effect.Effect<void> | undefined => {
+  ctx.pendings.delete(from)
+  const live = ctx.byAddress.get(from)
+  if (live === undefined || live.info.peer !== responder.peer) return failHandshake(ctx)
+  switchKeys(ctx, live, keys, nowMs)
+  live.lastInboundMs = nowMs
+  const frame = ctx.reassembler.accept(from, inner, nowMs)
+  const work = frame === undefined ? undefined : onSessionFrame(ctx, live, frame, nowMs)
+  const answer = sendSealedQuiet(ctx, live, keepaliveFrame)
+  return work === undefined ? answer : Effect.zipRight(answer, work)
+}
+
+/**
+ * The initiator's first cell under a handshake's session keys: proof it decapsulated ct_C, so it holds
+ * the static key of the certificate it sent. The session starts (or, for a rekey, the keys switch).
+ */
+const onConfirmation = (
+  ctx: Ctx,
+  from: Address,
+  responder: Responder,
+  keys: Keys,
+  inner: Uint8Array,
+  nowMs: number
+): Effect.Effect<void> | undefined => {
+  if (responder.rekey) return rekeyCompleted(ctx, from, responder, keys, inner, nowMs)
+  if (responder.early.length >= ctx.settings.earlyCellsMax) return rejectCells(ctx, 1)
+  responder.early.push(inner)
   return establish(ctx, {
-    address: from, peer: responder.peer, initiator: false, keys: responder.keys, sentFinish: undefined,
-    replace: responder.replace, early: responder.early
+    address: from, peer: responder.peer, initiator: false, keys, confirming: undefined, replace: responder.replace,
+    early: responder.early
   })
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Handshake: initiator side
 
-/** A RESP matching no handshake: a repeat for the one whose FINISH was lost, or a replay. */
-const onStrayResp = (ctx: Ctx, from: Address, frame: Uint8Array, nonceI: Uint8Array, nonceR: Uint8Array) => {
-  const sent = ctx.byAddress.get(from)?.sentFinish
-  if (sent !== undefined && crypto.equalBytes(sent.nonceI, nonceI) && crypto.equalBytes(sent.nonceR, nonceR)) {
-    return sendFlight(ctx, from, sent.flight)
+/**
+ * A RESP for our INIT: decapsulation, the responder's certificate (a cache hit or one verification) and
+ * an encapsulation to its static key; FINISH goes out and replaces INIT on the timer.
+ */
+const onResp = (ctx: Ctx, from: Address, frame: Uint8Array): Effect.Effect<void> | undefined => {
+  const nonces = hs.noncesOf(frame)
+  if (nonces === undefined) return rejectFrame(ctx, frame, "framesMalformed")
+  const initiator = ctx.pendings.get(from)?.initiator
+  if (initiator === undefined || initiator.finished !== undefined || !crypto.equalBytes(initiator.state.nonce, nonces.nonceI)) {
+    return rejectFrame(ctx, frame, "handshakesReplayed")
   }
-  return rejectFrame(ctx, frame, "handshakesReplayed")
+  const finished = hs.finish(
+    ctx.suite, ctx.credentials, ctx.certificates, initiator.state, frame, ctx.random(ctx.suite.kem.encapsulateRandomBytes)
+  )
+  if (finished === "Malformed") return rejectFrame(ctx, frame, "framesMalformed")
+  // A bad RESP does not end the attempt: a forger with the PSK must not be able to cancel our dial.
+  if (typeof finished === "string") return failHandshake(ctx, "identityFailures")
+  if (initiator.rekey && ctx.byAddress.get(from)?.info.peer !== finished.peer) return failHandshake(ctx, "identityFailures")
+  initiator.finished = finished
+  initiator.flight = flightOf(ctx, finished.frame)
+  initiator.attempts = 1
+  initiator.sentAtMs = ctx.now()
+  return sendFlight(ctx, from, initiator.flight)
 }
 
-const finishFlight = (ctx: Ctx, initiator: Initiator, finished: hs.Finished): SentFinish => ({
-  nonceI: initiator.state.nonce, nonceR: finished.nonceR, flight: flightOf(ctx, finished.frame), sends: 1, sentAtMs: ctx.now()
+const confirmingOf = (ctx: Ctx, finished: hs.Finished): Confirming => ({
+  nonceI: finished.nonceI, nonceR: finished.nonceR, sends: 1, sentAtMs: ctx.now()
 })
 
-/** A verified RESP to a rekey: the new keys wait until the responder uses them. */
+/** A rekey's CONFIRM: the new keys wait until the responder uses them; our key confirmation goes out under them. */
 const rekeyInitiated = (
   ctx: Ctx,
   from: Address,
   pending: Pending,
-  initiator: Initiator,
-  finished: hs.Finished
+  finished: hs.Finished,
+  secrets: hs.SessionSecrets
 ): Effect.Effect<void> | undefined => {
   pending.initiator = undefined
   if (pending.responder === undefined) ctx.pendings.delete(from)
   const live = ctx.byAddress.get(from)
-  if (live === undefined || live.info.peer !== finished.peer) return failHandshake(ctx, "identityFailures")
-  live.next = keysFor(ctx, finished.secrets, true)
+  if (live === undefined || live.info.peer !== finished.peer) return failHandshake(ctx)
+  live.next = keysFor(ctx, secrets, true)
   live.nextSinceMs = ctx.now()
-  const sentFinish = finishFlight(ctx, initiator, finished)
-  live.sentFinish = sentFinish
-  return sendFlight(ctx, from, sentFinish.flight)
+  live.confirming = confirmingOf(ctx, finished)
+  return sendConfirmation(ctx, live)
 }
 
-const onResp = (ctx: Ctx, from: Address, frame: Uint8Array): Effect.Effect<void> | undefined => {
+/** A CONFIRM matching no handshake in progress: a repeat because our key confirmation was lost, or a replay. */
+const onStrayConfirm = (ctx: Ctx, from: Address, frame: Uint8Array, nonces: Nonces): Effect.Effect<void> | undefined => {
+  const live = ctx.byAddress.get(from)
+  if (live?.confirming !== undefined && matches(live.confirming, nonces)) return sendConfirmation(ctx, live)
+  return rejectFrame(ctx, frame, "handshakesReplayed")
+}
+
+/** CONFIRM: proof the responder holds cert_R's static key. The session starts here on the initiator's side. */
+const onConfirm = (ctx: Ctx, from: Address, frame: Uint8Array): Effect.Effect<void> | undefined => {
   const nonces = hs.noncesOf(frame)
   if (nonces === undefined) return rejectFrame(ctx, frame, "framesMalformed")
   const pending = ctx.pendings.get(from)
   const initiator = pending?.initiator
-  if (pending === undefined || initiator === undefined || !crypto.equalBytes(initiator.state.nonce, nonces.nonceI)) {
-    return onStrayResp(ctx, from, frame, nonces.nonceI, nonces.nonceR)
+  const finished = initiator?.finished
+  if (pending === undefined || initiator === undefined || finished === undefined || !matches(finished, nonces)) {
+    return onStrayConfirm(ctx, from, frame, nonces)
   }
-  const finished = hs.finish(ctx.suite, ctx.identity, initiator.state, frame)
-  if (finished === "Malformed") return rejectFrame(ctx, frame, "framesMalformed")
-  // A bad RESP does not end the attempt: a forger with the PSK must not be able to cancel our dial.
-  if (typeof finished === "string") return failHandshake(ctx, "identityFailures")
-  if (initiator.rekey) return rekeyInitiated(ctx, from, pending, initiator, finished)
-  const sentFinish = finishFlight(ctx, initiator, finished)
-  const done: Established = {
-    address: from, peer: finished.peer, initiator: true, keys: keysFor(ctx, finished.secrets, true), sentFinish,
-    replace: false, early: []
-  }
-  // FINISH goes out before the session exists, so no DATA of ours can overtake it.
-  return Effect.zipRight(sendFlight(ctx, from, sentFinish.flight), establish(ctx, done))
+  const secrets = hs.complete(ctx.suite, ctx.credentials, finished, frame)
+  if (secrets === "Malformed") return rejectFrame(ctx, frame, "framesMalformed")
+  // A CONFIRM that does not open (a man in the middle without cert_R's key) does not end the attempt either.
+  if (typeof secrets === "string") return failHandshake(ctx, "identityFailures")
+  if (initiator.rekey) return rekeyInitiated(ctx, from, pending, finished, secrets)
+  return establish(ctx, {
+    address: from, peer: finished.peer, initiator: true, keys: keysFor(ctx, secrets, true),
+    confirming: confirmingOf(ctx, finished), replace: false, early: []
+  })
 }
 
 const onCookie = (ctx: Ctx, from: Address, frame: Uint8Array): Effect.Effect<void> | undefined => {
   const cookie = hs.decodeCookie(frame)
   if (cookie === undefined) return rejectFrame(ctx, frame, "framesMalformed")
   const initiator = ctx.pendings.get(from)?.initiator
-  if (initiator === undefined || !crypto.equalBytes(initiator.state.nonce, cookie.nonce)) {
+  if (initiator === undefined || initiator.finished !== undefined || !crypto.equalBytes(initiator.state.nonce, cookie.nonce)) {
     return rejectFrame(ctx, frame, "handshakesReplayed")
   }
   const first = initiator.cookie === undefined
   initiator.cookie = cookie.cookie
-  initiator.init = flightOf(ctx, hs.encodeInit(ctx.suite.kem, { ...initiator.fields, cookie: cookie.cookie }))
+  initiator.flight = flightOf(ctx, hs.encodeInit(ctx.suite.kem, { ...initiator.fields, cookie: cookie.cookie }))
   // Only the first cookie triggers an immediate retry, so two nodes can never ping-pong INIT and COOKIE.
   if (!first) return undefined
   initiator.sentAtMs = ctx.now()
-  return sendFlight(ctx, from, initiator.init)
+  return sendFlight(ctx, from, initiator.flight)
 }
+
+/** An ephemeral key pair never used before: the spare if there is one, else a new one. */
+const ephemeral = (ctx: Ctx): crypto.KemKeyPair => {
+  const spare = ctx.spare
+  ctx.spare = undefined
+  return spare ?? ctx.suite.kem.keygen(ctx.random(ctx.suite.kem.seedBytes))
+}
+
+/**
+ * Makes the next dial's key pair right after an INIT went out, while the responder works on it: key
+ * generation then costs the next dial nothing on its critical path.
+ */
+const refillSpare = (ctx: Ctx): Effect.Effect<void> =>
+  Effect.sync(() => {
+    if (ctx.spare === undefined && !ctx.closing) ctx.spare = ctx.suite.kem.keygen(ctx.random(ctx.suite.kem.seedBytes))
+  })
 
 /** A fresh INIT: ephemeral X-Wing keys (forward secrecy) and a fresh nonce. */
 const newInitiator = (ctx: Ctx, rekey: boolean): Initiator => {
-  const keyPair = ctx.suite.kem.keygen(ctx.random(ctx.suite.kem.seedBytes))
+  const keyPair = ephemeral(ctx)
   const fields: hs.Init = {
     rekey, id: NodeId.toBytes(ctx.identity.id), nonce: ctx.random(hs.nonceBytes), timeMs: ctx.now(),
     publicKey: keyPair.publicKey, cookie: undefined
   }
   const init = hs.encodeInit(ctx.suite.kem, fields)
   return {
-    rekey, fields, state: { initFrame: init, nonce: fields.nonce, keyPair }, init: flightOf(ctx, init), cookie: undefined,
-    attempts: 1, sentAtMs: ctx.now()
+    rekey, fields, state: { initFrame: init, nonce: fields.nonce, keyPair }, flight: flightOf(ctx, init), cookie: undefined,
+    finished: undefined, attempts: 1, sentAtMs: ctx.now()
   }
 }
 
@@ -664,7 +775,7 @@ const dial = (ctx: Ctx, address: Address): Effect.Effect<Session, LinkError> =>
     const deferred = Deferred.unsafeMake<Session, LinkError>(FiberId.none)
     ctx.pendings.set(address, { deferred, initiator, responder: undefined })
     // The handshake belongs to the link, not to this caller: interrupting the wait leaves it running.
-    return Effect.zipRight(sendFlight(ctx, address, initiator.init), Deferred.await(deferred))
+    return sendFlight(ctx, address, initiator.flight).pipe(Effect.zipRight(refillSpare(ctx)), Effect.zipRight(Deferred.await(deferred)))
   })
 
 /** The session's initiator starts a rekey handshake over the live session. */
@@ -675,7 +786,7 @@ const startRekey = (ctx: Ctx, live: Live, nowMs: number): Effect.Effect<void> | 
   live.rekeyNotBeforeMs = nowMs + ctx.settings.attemptMs * (ctx.settings.attemptsMax + 1)
   const initiator = newInitiator(ctx, true)
   ctx.pendings.set(address, { deferred: Deferred.unsafeMake(FiberId.none), initiator, responder: undefined })
-  return sendFlight(ctx, address, initiator.init)
+  return sendFlight(ctx, address, initiator.flight)
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -723,8 +834,8 @@ const openUnder = (ctx: Ctx, opener: crypto.Opener, cell: Uint8Array): Opened =>
 const openSession = (ctx: Ctx, live: LiveState, cell: Uint8Array, nowMs: number): Opened => {
   const current = openUnder(ctx, live.keys.opener, cell)
   if (current !== "NotOurs") {
-    // The responder sealed under the keys our FINISH made, so it has FINISH: stop repeating it.
-    if (current !== "Refused" && live.next === undefined) live.sentFinish = undefined
+    // The responder sealed under the keys CONFIRM gave, so our key confirmation arrived: stop repeating it.
+    if (current !== "Refused" && live.next === undefined) live.confirming = undefined
     return current
   }
   const next = live.next
@@ -756,6 +867,8 @@ const onHandshakeFrame = (ctx: Ctx, from: Address, frame: Uint8Array): Effect.Ef
       return onResp(ctx, from, frame)
     case Kind.Finish:
       return onFinish(ctx, from, frame)
+    case Kind.Confirm:
+      return onConfirm(ctx, from, frame)
     case Kind.Cookie:
       return onCookie(ctx, from, frame)
     default:
@@ -765,20 +878,19 @@ const onHandshakeFrame = (ctx: Ctx, from: Address, frame: Uint8Array): Effect.Ef
 }
 
 /**
- * A cell neither the PSK nor a session opens: if a handshake from that address awaits FINISH, it may be
- * the dialer's data overtaking FINISH, held (bounded) only if it authenticates under that handshake's keys.
+ * A cell neither the PSK nor a session opens: if a handshake from that address has sent CONFIRM, it may
+ * be the initiator's first cell under the session keys, which completes the handshake.
  */
-const unopened = (ctx: Ctx, from: Address, cell: Uint8Array): undefined => {
+const unopened = (ctx: Ctx, from: Address, cell: Uint8Array, nowMs: number): Effect.Effect<void> | undefined => {
   const responder = ctx.pendings.get(from)?.responder
-  const inner = responder === undefined || responder.rekey ? "NotOurs" : openUnder(ctx, responder.keys.opener, cell)
+  const keys = responder?.keys
+  const inner = keys === undefined ? "NotOurs" : openUnder(ctx, keys.opener, cell)
   if (inner === "NotOurs") {
     ctx.counters.cellsUnauthenticated++
     return rejectCells(ctx, 1)
   }
-  if (inner === "Refused" || responder === undefined) return undefined
-  if (responder.early.length >= ctx.settings.earlyCellsMax) return rejectCells(ctx, 1)
-  responder.early.push(inner)
-  return undefined
+  if (inner === "Refused" || responder === undefined || keys === undefined) return undefined
+  return onConfirmation(ctx, from, responder, keys, inner, nowMs)
 }
 
 /** Handles one cell; returns the work that must run before the next cell, if any (handshakes only). */
@@ -795,7 +907,7 @@ const onDatagram = (ctx: Ctx, datagram: Datagram, nowMs: number): Effect.Effect<
     if (work !== "NotOurs") return work
   }
   const inner = crypto.openHandshakeCell(ctx.suite.psk, cell)
-  if (inner === undefined) return unopened(ctx, from, cell)
+  if (inner === undefined) return unopened(ctx, from, cell, nowMs)
   const frame = ctx.handshakeReassembler.accept(from, inner, nowMs)
   return frame === undefined ? undefined : onHandshakeFrame(ctx, from, frame)
 }
@@ -815,7 +927,7 @@ const tickInitiator = (ctx: Ctx, address: Address, pending: Pending, nowMs: numb
   if (initiator.attempts < ctx.settings.attemptsMax) {
     initiator.attempts++
     initiator.sentAtMs = nowMs
-    outbox.push(sendFlight(ctx, address, initiator.init))
+    outbox.push(sendFlight(ctx, address, initiator.flight))
   } else {
     pending.initiator = undefined
     failHandshake(ctx)
@@ -848,10 +960,10 @@ const tickHandshake = (ctx: Ctx, address: Address, pending: Pending, nowMs: numb
 const tickRekey = (ctx: Ctx, live: Live, nowMs: number, outbox: Outbox): void => {
   const { attemptMs, attemptsMax, rekeyAfterCells, rekeyAfterMs } = ctx.settings
   if (live.previous !== undefined && nowMs >= live.previousUntilMs) live.previous = undefined
-  // A rekey whose FINISH never got through: give up on it, so a later one can start.
+  // A rekey whose key confirmation never got through: give up on it, so a later one can start.
   if (live.next !== undefined && nowMs - live.nextSinceMs >= attemptMs * (attemptsMax + 1)) {
     live.next = undefined
-    live.sentFinish = undefined
+    live.confirming = undefined
     failHandshake(ctx)
   }
   if (nowMs < live.rekeyNotBeforeMs) return
@@ -868,20 +980,21 @@ const tickRekey = (ctx: Ctx, live: Live, nowMs: number, outbox: Outbox): void =>
 }
 
 /**
- * FINISH is repeated until the responder confirms (any cell under the keys it made), at most
- * `handshakeAttemptsMax` times; after that a session whose FINISH never arrived dies by idle timeout.
+ * The initiator's key confirmation is repeated until the responder answers under the new keys, at most
+ * `handshakeAttemptsMax` times (the responder's repeated CONFIRM dies in reassembly as a duplicate, so it
+ * cannot ask); after that a session the responder never installed dies by idle timeout.
  */
-const tickFinish = (ctx: Ctx, live: Live, nowMs: number, outbox: Outbox): void => {
-  const sent = live.sentFinish
-  if (sent === undefined || nowMs - sent.sentAtMs < ctx.settings.attemptMs) return
-  if (sent.sends >= ctx.settings.attemptsMax) return void (live.sentFinish = undefined)
-  sent.sends++
-  sent.sentAtMs = nowMs
-  outbox.push(sendFlight(ctx, live.info.remote, sent.flight))
+const tickConfirmation = (ctx: Ctx, live: Live, nowMs: number, outbox: Outbox): void => {
+  const confirming = live.confirming
+  if (confirming === undefined || nowMs - confirming.sentAtMs < ctx.settings.attemptMs) return
+  if (confirming.sends >= ctx.settings.attemptsMax) return void (live.confirming = undefined)
+  confirming.sends++
+  confirming.sentAtMs = nowMs
+  outbox.push(sendConfirmation(ctx, live))
 }
 
 const tickSession = (ctx: Ctx, live: Live, nowMs: number, outbox: Outbox): void => {
-  tickFinish(ctx, live, nowMs, outbox)
+  tickConfirmation(ctx, live, nowMs, outbox)
   if (nowMs - live.lastInboundMs >= ctx.settings.idleMs) {
     closeLocal(ctx, live)
     outbox.push(sendSealedQuiet(ctx, live, closeFrame))
@@ -1004,7 +1117,7 @@ const zeroCounters = (): Counters => ({
 
 const reassemblers = (limits: Limits["Type"], settings: Settings, suite: hs.Suite) => {
   const timeoutMs = Duration.toMillis(limits.reassemblyTimeout)
-  const handshakeFrameMax = Math.max(hs.initBytes(suite.kem), hs.respBytes(suite), hs.finishBytes(suite))
+  const handshakeFrameMax = Math.max(hs.initBytes(suite.kem), hs.respBytes(suite), hs.finishBytes(suite), hs.confirmBytes(suite))
   return {
     reassembler: fragment.makeReassembler({
       cellBytes: settings.innerBytes,
@@ -1041,8 +1154,11 @@ export const makeWith = (
     const entropy = yield* Effect.serviceOption(Entropy)
     const random = parts.randomBytes ??
       (Option.isSome(entropy) ? entropy.value.bytes : ((length: number) => new Uint8Array(cryptoRandomBytes(length))))
+    // The certificate is signed here, once: handshakes authenticate by KEM, with no signature of their own.
+    const credentials = hs.makeCredentials(suite, identity)
     const ctx: Ctx = {
-      endpoint, identity, suite, random, settings,
+      endpoint, identity, suite, credentials, random, settings,
+      certificates: hs.makeCertificateCache(limits.certificateCacheEntriesMax),
       cookieMaster: random(32),
       now: () => clock.unsafeCurrentTimeMillis(),
       ...reassemblers(limits, settings, suite),
@@ -1052,6 +1168,7 @@ export const makeWith = (
       pendings: new Map(),
       accepted: yield* Mailbox.make<Session>({ capacity: limits.peersMax, strategy: "sliding" }),
       counters: zeroCounters(),
+      spare: undefined,
       frameId: new DataView(random(4).buffer).getUint32(0),
       closing: false
     }
@@ -1065,7 +1182,10 @@ export const makeWith = (
     return serviceOf(ctx)
   }).pipe(Effect.annotateLogs({ component: "LinkSecure" }))
 
-/** A secure link over the node's transport, with X-Wing, ML-DSA-65 and node:crypto randomness. */
+/**
+ * A secure link over the node's transport, with X-Wing, ML-DSA-65 and node:crypto randomness. Making it
+ * costs one static key generation and one ML-DSA-65 signature (the node's certificate).
+ */
 export const make = (options: Options): Effect.Effect<Service, never, Transport | Identity.NodeIdentity | Limits | Scope.Scope> =>
   makeWith(options)
 

@@ -20,6 +20,8 @@ import * as TransportMemory from "../src/TransportMemory.js"
 import type { Address, Datagram, Endpoint } from "../src/Transport.js"
 import { sendOf, Transport } from "../src/Transport.js"
 
+/** Fresh random bytes. */
+const fresh = (length: number) => new Uint8Array(randomBytes(length))
 const cellBytes = Limits.defaults.cellBytes
 const innerBytes = cellBytes - crypto.overheadBytes
 const Kind = hs.Kind
@@ -229,7 +231,7 @@ const connect = (a: Node, b: Node) =>
 const craftInit = (identity: Identity.Identity, options: { cookie?: Uint8Array; timeMs?: number; rekey?: boolean } = {}) => {
   const keyPair = crypto.xwing.keygen(randomBytes(32))
   const fields: hs.Init = {
-    rekey: options.rekey ?? false, id: NodeId.toBytes(identity.id), nonce: new Uint8Array(randomBytes(32)),
+    rekey: options.rekey ?? false, id: NodeId.toBytes(identity.id), nonce: fresh(32),
     timeMs: options.timeMs ?? 0, publicKey: keyPair.publicKey, cookie: options.cookie
   }
   const frame = hs.encodeInit(crypto.xwing, fields)
@@ -241,7 +243,7 @@ const suiteWith = (signatures: LinkPlain.Signatures): hs.Suite => ({ psk, kem: c
 // ---------------------------------------------------------------------------------------------------
 
 describe("LinkSecure: sessions", () => {
-  it.scoped("a real handshake (X-Wing, ML-DSA-65): one KEM, one sign, one verify per side; frames both ways", () =>
+  it.scoped("a real handshake (X-Wing, ML-DSA-65): no signature per handshake, one certificate check and three KEM operations per side; frames both ways", () =>
     Effect.gen(function*() {
       const net = makeNet()
       const countA = counting(LinkPlain.mlDsa65)
@@ -251,8 +253,9 @@ describe("LinkSecure: sessions", () => {
       const [atA, atB] = yield* connect(a, b)
       assert.deepStrictEqual([atA.peer, atA.remote, atA.initiator], [b.identity.id, "fake:b", true])
       assert.deepStrictEqual([atB.peer, atB.remote, atB.initiator], [a.identity.id, "fake:a", false])
-      assert.deepStrictEqual(countA.counts, { sign: 1, verify: 1, encapsulate: 0, decapsulate: 1 })
-      assert.deepStrictEqual(countB.counts, { sign: 1, verify: 1, encapsulate: 1, decapsulate: 0 })
+      // The one signature each is the node's certificate, made with the link; the handshake signs nothing.
+      assert.deepStrictEqual(countA.counts, { sign: 1, verify: 1, encapsulate: 1, decapsulate: 2 })
+      assert.deepStrictEqual(countB.counts, { sign: 1, verify: 1, encapsulate: 2, decapsulate: 1 })
 
       const frames = [bytes(10), bytes(cellBytes * 3 + 17), bytes(Limits.defaults.frameBytesMax), new Uint8Array(0)]
       for (const frame of frames) yield* atA.send(frame)
@@ -261,15 +264,22 @@ describe("LinkSecure: sessions", () => {
       assert.deepStrictEqual(yield* takeFrames(atA, frames.length), frames)
 
       assert.isTrue(net.sent.every((sent) => sent.cell.length === cellBytes))
-      // The handshake is INIT (2 cells), RESP (6), FINISH (5): fragmented over as many cells as it needs.
+      // The handshake is INIT (2 cells), RESP (7), FINISH (7), CONFIRM (2): fragmented over as many cells as it needs.
       assert.deepStrictEqual(net.handshakeFramesTo("fake:b").map((frame) => frame[0]), [Kind.Init, Kind.Finish])
-      assert.deepStrictEqual(net.handshakeFramesTo("fake:a").map((frame) => frame[0]), [Kind.Resp])
+      assert.deepStrictEqual(net.handshakeFramesTo("fake:a").map((frame) => frame[0]), [Kind.Resp, Kind.Confirm])
       assert.deepStrictEqual([stats(a).framesSent, stats(b).framesReceived], [frames.length, frames.length])
       assert.deepStrictEqual([stats(a).sessionsOpened, stats(b).sessionsOpened], [1, 1])
       assert.deepStrictEqual([stats(a).cellsRejected, stats(b).cellsRejected], [0, 0])
       // No frame byte is visible on the wire: the 64 KiB frame's pattern appears nowhere in clear.
       const pattern = Buffer.from(bytes(64))
       assert.isTrue(net.sent.every((sent) => Buffer.from(sent.cell).indexOf(pattern) < 0))
+
+      // Reconnecting: both certificates come from the caches, so the handshake is KEM work only.
+      yield* atA.close
+      yield* atB.closed
+      yield* connect(a, b)
+      assert.deepStrictEqual(countA.counts, { sign: 1, verify: 1, encapsulate: 2, decapsulate: 4 })
+      assert.deepStrictEqual(countB.counts, { sign: 1, verify: 1, encapsulate: 4, decapsulate: 2 })
     }))
 
   it.scoped("refuses oversized frames, self-dials and sends after close; an authenticated close reaches the peer", () =>
@@ -305,7 +315,7 @@ describe("LinkSecure: sessions", () => {
       yield* settle
       assert.deepStrictEqual([a.announced.length, b.announced.length], [1, 1])
       assert.strictEqual(net.handshakeFramesTo("fake:b").filter((frame) => frame[0] === Kind.Init).length, 1)
-      assert.deepStrictEqual([countA.counts.sign, countB.counts.sign, countB.counts.encapsulate], [1, 1, 1])
+      assert.deepStrictEqual([countA.counts.sign, countB.counts.sign, countA.counts.encapsulate, countB.counts.encapsulate], [1, 1, 1, 2])
       assert.deepStrictEqual([tables(a).handshakes, tables(b).handshakes], [0, 0])
     }))
 
@@ -326,8 +336,8 @@ describe("LinkSecure: sessions", () => {
       const winner = lower === a ? atA : atB
       const loser = lower === a ? atB : atA
       assert.deepStrictEqual([winner.initiator, loser.initiator], [true, false])
-      // Exactly one handshake ran: one KEM encapsulation in all, one crossed INIT ignored.
-      assert.strictEqual(countA.counts.encapsulate + countB.counts.encapsulate, 1)
+      // Exactly one handshake ran: three KEM encapsulations in all (ct_e, ct_S, ct_C), one crossed INIT ignored.
+      assert.strictEqual(countA.counts.encapsulate + countB.counts.encapsulate, 3)
       assert.strictEqual(security(lower).handshakesCrossed, 1)
       assert.deepStrictEqual([tables(a), tables(b)].map((t) => [t.sessions, t.handshakes]), [[1, 0], [1, 0]])
       // Same keys on both sides: frames open in both directions.
@@ -361,14 +371,14 @@ describe("LinkSecure: sessions", () => {
       assert.strictEqual(tables(a).sessions, 1)
     }))
 
-  it.scoped("retransmits lost handshake messages from caches: one KEM and one signature per side", () =>
+  it.scoped("retransmits lost handshake messages from caches: no KEM or certificate work is repeated", () =>
     Effect.gen(function*() {
       const net = makeNet()
       const countA = counting(cheap)
       const countB = counting(cheap)
       const a = yield* startNode(net, "fake:a", fakeIdentity(1), { parts: countA.parts })
       const b = yield* startNode(net, "fake:b", fakeIdentity(2), { parts: countB.parts })
-      // Lose the first copy of each handshake message (INIT, RESP, FINISH): the first cell of each flight.
+      // Lose the first copy of each handshake message (INIT, RESP, FINISH, CONFIRM): the first cell of each flight.
       const lost: Array<string> = []
       net.drop = (sent) => {
         const opened = crypto.openHandshakeCell(psk, sent.cell)
@@ -382,36 +392,56 @@ describe("LinkSecure: sessions", () => {
       yield* advance("6 seconds", "250 millis")
       const atA = yield* Fiber.join(dial)
       yield* until("B accepts", () => b.announced.length === 1)
-      assert.deepStrictEqual(lost.sort(), [`${Kind.Init}`, `${Kind.Resp}`, `${Kind.Finish}`])
-      assert.deepStrictEqual([countA.counts.sign, countB.counts.sign, countB.counts.encapsulate], [1, 1, 1])
+      assert.deepStrictEqual(lost.sort(), [`${Kind.Init}`, `${Kind.Resp}`, `${Kind.Finish}`, `${Kind.Confirm}`])
+      assert.deepStrictEqual(
+        [countA.counts, countB.counts],
+        [{ sign: 1, verify: 1, encapsulate: 1, decapsulate: 2 }, { sign: 1, verify: 1, encapsulate: 2, decapsulate: 1 }]
+      )
       yield* atA.send(bytes(4))
       assert.deepStrictEqual(yield* takeFrames(b.announced[0]!, 1), [bytes(4)])
       assert.deepStrictEqual([tables(a).handshakes, tables(b).handshakes], [0, 0])
     }))
 
-  it.scoped("data that overtakes a lost FINISH is authenticated, held, and delivered once FINISH arrives; junk is not held", () =>
+  it.scoped("the responder's session waits for the dialer's key confirmation; if it is lost, the dialer's DATA completes the handshake; junk is not held", () =>
     Effect.gen(function*() {
       const net = makeNet()
       const a = yield* startNode(net, "fake:a", fakeIdentity(1))
       const b = yield* startNode(net, "fake:b", fakeIdentity(2))
-      // The first FINISH is lost entirely (all five cells).
-      let handshakeCells = 0
-      net.drop = (sent) => {
-        if (sent.to !== "fake:b" || crypto.openHandshakeCell(psk, sent.cell) === undefined) return false
-        handshakeCells++
-        return handshakeCells > 2 && handshakeCells <= 7 // INIT is two cells, FINISH the next five
-      }
+      // A's first cell under the session keys (its key confirmation, a keepalive) is lost.
+      let sessionCellsToB = 0
+      net.drop = (sent) =>
+        sent.to === "fake:b" && crypto.openHandshakeCell(psk, sent.cell) === undefined && ++sessionCellsToB === 1
       const atA = yield* a.link.dial("fake:b")
-      yield* atA.send(bytes(2000, 1))
       net.injectCell("fake:a", "fake:b", bytes(cellBytes, 9))
       yield* settle
-      assert.deepStrictEqual([b.announced.length, tables(b).handshakes], [0, 1])
+      assert.deepStrictEqual([b.announced.length, tables(b).handshakes, tables(b).sessions], [0, 1, 0], "CONFIRM alone opens nothing")
       assert.strictEqual(security(b).cellsUnauthenticated, 1, "the junk cell is refused, not held")
-      yield* advance("1500 millis", "250 millis")
+      yield* atA.send(bytes(2000, 1))
       yield* until("B accepts", () => b.announced.length === 1)
-      yield* until("B delivers", () => stats(b).framesReceived === 1)
       assert.deepStrictEqual(yield* takeFrames(b.announced[0]!, 1), [bytes(2000, 1)])
-      assert.strictEqual(handshakeCells, 12, "FINISH was sent twice")
+      assert.deepStrictEqual([tables(b).handshakes, stats(b).cellsRejected], [0, 1])
+    }))
+
+  it.scoped("a lost key confirmation is repeated by the dialer's timer until the responder answers under the session keys", () =>
+    Effect.gen(function*() {
+      const net = makeNet()
+      const a = yield* startNode(net, "fake:a", fakeIdentity(1))
+      const b = yield* startNode(net, "fake:b", fakeIdentity(2))
+      let sessionCellsToB = 0
+      net.drop = (sent) =>
+        sent.to === "fake:b" && crypto.openHandshakeCell(psk, sent.cell) === undefined && ++sessionCellsToB <= 2
+      const atA = yield* a.link.dial("fake:b")
+      yield* settle
+      assert.strictEqual(b.announced.length, 0)
+      yield* advance("1500 millis", "250 millis")
+      assert.strictEqual(b.announced.length, 0, "the first repeat was lost too")
+      yield* advance("1 second", "250 millis")
+      yield* until("B accepts", () => b.announced.length === 1)
+      const before = sessionCellsToB
+      yield* advance("2 seconds", "250 millis")
+      assert.strictEqual(sessionCellsToB, before, "B's answer stopped the repeats")
+      yield* b.announced[0]!.send(bytes(5))
+      assert.deepStrictEqual(yield* takeFrames(atA, 1), [bytes(5)])
     }))
 
   it.scoped("keepalives hold an idle session open; silence closes it after sessionIdleTimeout", () =>
@@ -487,7 +517,7 @@ describe("LinkSecure: probes and hostile input get silence", () => {
       yield* settle
       assert.strictEqual(tables(b).sessions, 1)
       assert.strictEqual(stats(b).framesReceived, 0)
-      assert.strictEqual(net.countTo("fake:a"), 7, "only the real handshake's RESP (6 cells) and B's confirming keepalive")
+      assert.strictEqual(net.countTo("fake:a"), 10, "only the real handshake's RESP (7 cells), CONFIRM (2) and B's keepalive")
       yield* a.announced[0]!.send(bytes(2))
       assert.deepStrictEqual(yield* takeFrames(atB, 1), [bytes(2)], "nothing was injected before it")
     }))
@@ -528,90 +558,173 @@ describe("LinkSecure: probes and hostile input get silence", () => {
       assert.deepStrictEqual(yield* takeFrames(atB, 1), [bytes(7)])
     }))
 
-  it.scoped("replayed data cells are refused; a replayed handshake creates no session and costs no KEM or signature", () =>
+  it.scoped("replayed data cells are refused; a replayed INIT, RESP, FINISH or CONFIRM creates no session and costs no KEM or certificate work", () =>
     Effect.gen(function*() {
       const net = makeNet()
+      const countA = counting(cheap)
       const countB = counting(cheap)
-      const a = yield* startNode(net, "fake:a", fakeIdentity(1))
+      const a = yield* startNode(net, "fake:a", fakeIdentity(1), { parts: countA.parts })
       const b = yield* startNode(net, "fake:b", fakeIdentity(2), { parts: countB.parts })
       const [atA, atB] = yield* connect(a, b)
-      const handshake = net.sent.filter((sent) => sent.to === "fake:b").map((sent) => sent.cell)
-      const toA = net.sent.filter((sent) => sent.to === "fake:a" && crypto.openHandshakeCell(psk, sent.cell) !== undefined)
-        .map((sent) => sent.cell)
+      const isHandshake = (sent: Sent) => crypto.openHandshakeCell(psk, sent.cell) !== undefined
+      const handshake = net.sent.filter((sent) => sent.to === "fake:b" && isHandshake(sent)).map((sent) => sent.cell)
+      const toA = net.sent.filter((sent) => sent.to === "fake:a" && isHandshake(sent)).map((sent) => sent.cell)
+      const [finishFrame] = net.handshakeFramesTo("fake:b").filter((frame) => frame[0] === Kind.Finish)
+      const [confirmFrame] = net.handshakeFramesTo("fake:a").filter((frame) => frame[0] === Kind.Confirm)
       const mark = net.sent.length
       for (let index = 0; index < 5; index++) yield* atA.send(bytes(1500, index))
       assert.strictEqual((yield* takeFrames(atB, 5)).length, 5)
       const data = net.sent.slice(mark).filter((sent) => sent.to === "fake:b").map((sent) => sent.cell)
       const repliesToA = net.countTo("fake:a")
-      const countsBefore = { ...countB.counts }
+      const repliesToB = net.countTo("fake:b")
+      const countsBefore = [{ ...countA.counts }, { ...countB.counts }]
 
       for (const cell of [...data, ...data.reverse()]) net.injectCell("fake:a", "fake:b", cell)
       yield* until("data replays counted", () => security(b).cellsReplayed === 2 * data.length)
       // The whole handshake again, from the dialer's address and from elsewhere.
       for (const cell of handshake) net.injectCell("fake:a", "fake:b", cell)
       for (const cell of handshake) net.injectCell("fake:z", "fake:b", cell)
-      // And the responder's RESP back at the dialer, after the session is confirmed.
-      yield* atB.send(bytes(1))
-      yield* takeFrames(atA, 1)
+      // The responder's RESP and CONFIRM back at the dialer, from the responder's address and from elsewhere.
       for (const cell of toA) net.injectCell("fake:b", "fake:a", cell)
+      for (const cell of toA) net.injectCell("fake:w", "fake:a", cell)
       // Quick copies die in reassembly as duplicates; later ones (from a new address here) reach the replay checks.
       yield* until("handshake replays counted", () =>
         security(b).handshakesReplayed === 2 && security(b).handshakeCellsDuplicate === handshake.length &&
-        security(a).handshakeCellsDuplicate === toA.length)
+        security(a).handshakesReplayed === 2 && security(a).handshakeCellsDuplicate === toA.length)
+      // FINISH and CONFIRM re-sent as new frames from the session's own addresses (past reassembly's memory).
+      net.injectHandshake("fake:a", "fake:b", finishFrame!)
+      net.injectHandshake("fake:b", "fake:a", confirmFrame!)
+      yield* until("late replays counted", () => security(b).handshakesReplayed === 3 && security(a).handshakesReplayed === 3)
       yield* settle
       assert.strictEqual(stats(b).framesReceived, 5, "nothing delivered twice")
-      assert.deepStrictEqual(countB.counts, countsBefore, "no KEM, no signature, no verify")
+      assert.deepStrictEqual([countA.counts, countB.counts], countsBefore, "no KEM, no certificate check")
       assert.strictEqual(security(b).responderHandshakes, 1)
       assert.deepStrictEqual([stats(a).sessionsOpened, stats(b).sessionsOpened], [1, 1])
-      assert.strictEqual(net.countTo("fake:a"), repliesToA + 1, "only B's one real frame")
-      assert.strictEqual(net.countTo("fake:z"), 0)
+      assert.deepStrictEqual([net.countTo("fake:a"), net.countTo("fake:b")], [repliesToA, repliesToB], "no reply to any replay")
+      assert.deepStrictEqual([net.countTo("fake:z"), net.countTo("fake:w")], [0, 0])
       assert.strictEqual(net.handshakeFramesTo("fake:b").filter((frame) => frame[0] === Kind.Finish).length, 1, "A sent no FINISH again")
+      yield* atA.send(bytes(3))
+      assert.deepStrictEqual(yield* takeFrames(atB, 1), [bytes(3)], "the session is as it was")
     }))
 
-  it.scoped("a FINISH signed by another key or for another ID, and a RESP by an impostor, are refused and unanswered", () =>
+  it.scoped("a FINISH whose certificate names another node, is signed by another key or for another ID is refused and unanswered", () =>
     Effect.gen(function*() {
       const net = makeNet()
       const countB = counting(LinkPlain.mlDsa65)
-      const identityB = Identity.generate(seed(2))
-      const b = yield* startNode(net, "fake:b", identityB, { parts: countB.parts })
+      const b = yield* startNode(net, "fake:b", Identity.generate(seed(2)), { parts: countB.parts })
       const x = Identity.generate(seed(9))
       const y = Identity.generate(seed(10))
       const suite = suiteWith(LinkPlain.mlDsa65)
-      const attempt = (from: Address, claimed: Identity.Identity, signer: Identity.Identity) =>
+      const credentialsX = hs.makeCredentials(suite, x)
+      const kemX = credentialsX.staticKey.publicKey
+      /** Dials B as `claimed` and answers its RESP with a FINISH carrying `credentials`; returns B's replies before FINISH. */
+      const attempt = (from: Address, claimed: Identity.Identity, credentials: hs.Credentials) =>
         Effect.gen(function*() {
           const init = craftInit(claimed)
           net.injectHandshake(from, "fake:b", init.frame)
           yield* until("RESP", () => net.handshakeFramesTo(from).length === 1)
-          const finished = hs.finish(suite, claimed, init.state, net.handshakeFramesTo(from)[0]!, signer)
+          const cache = hs.makeCertificateCache(4)
+          const finished = hs.finish(suite, credentials, cache, init.state, net.handshakeFramesTo(from)[0]!, fresh(64))
           assert.notTypeOf(finished, "string")
           const replies = net.countTo(from)
           net.injectHandshake(from, "fake:b", (finished as hs.Finished).frame)
           return replies
         })
-      // ID mismatch: INIT claims X, FINISH carries Y's key (and Y's valid signature).
-      const replies1 = yield* attempt("fake:x", x, y)
+      // INIT claims X; FINISH carries Y's own, valid certificate.
+      const replies1 = yield* attempt("fake:x", x, hs.makeCredentials(suite, y))
       yield* until("refused", () => security(b).identityFailures === 1)
       assert.strictEqual(net.countTo("fake:x"), replies1)
-      // Signature by another key: X's public key, Y's secret key.
-      const replies2 = yield* attempt("fake:y", x, { id: x.id, publicKey: x.publicKey, secretKey: y.secretKey })
+      // X's key and ID, but the certificate signed by Y's secret key.
+      const signedByY = hs.signCertificate(suite, y, x.publicKey, NodeId.toBytes(x.id), kemX)
+      const replies2 = yield* attempt("fake:y", x, { ...credentialsX, certificate: signedByY })
       yield* until("refused", () => security(b).identityFailures === 2)
       assert.strictEqual(net.countTo("fake:y"), replies2)
+      // X's key signs, but for Y's node ID.
+      const forAnotherId = hs.signCertificate(suite, x, x.publicKey, NodeId.toBytes(y.id), kemX)
+      const replies3 = yield* attempt("fake:z", x, { ...credentialsX, certificate: forAnotherId })
+      yield* until("refused", () => security(b).identityFailures === 3)
+      assert.strictEqual(net.countTo("fake:z"), replies3)
       assert.deepStrictEqual([tables(b).sessions, stats(b).sessionsOpened], [0, 0])
+      // B encapsulated for the three RESPs and never for a CONFIRM; it checked two signatures (the ID mismatch needed none).
+      assert.deepStrictEqual([countB.counts.encapsulate, countB.counts.verify], [3, 2])
+      assert.isTrue(net.handshakeFramesTo("fake:x").every((frame) => frame[0] === Kind.Resp))
+    }))
 
-      // The dialer's side: a RESP whose signature is by another key gets no FINISH.
-      const a = yield* startNode(net, "fake:a", Identity.generate(seed(1)))
+  it.scoped("a RESP with a certificate signed by another key gets no FINISH; one for another node ID either", () =>
+    Effect.gen(function*() {
+      const net = makeNet()
+      const a = yield* startNode(net, "fake:a", Identity.generate(seed(1)), { parts: { signatures: LinkPlain.mlDsa65 } })
+      const x = Identity.generate(seed(9))
+      const y = Identity.generate(seed(10))
+      const suite = suiteWith(LinkPlain.mlDsa65)
+      const credentialsX = hs.makeCredentials(suite, x)
+      const kemX = credentialsX.staticKey.publicKey
       const dial = yield* Effect.fork(a.link.dial("fake:i"))
       yield* until("INIT", () => net.handshakeFramesTo("fake:i").length === 1)
       const initFrame = net.handshakeFramesTo("fake:i")[0]!
       const init = hs.decodeInit(crypto.xwing, initFrame)!
-      const impostor = { id: x.id, publicKey: x.publicKey, secretKey: y.secretKey }
-      const resp = hs.respond(suite, impostor, initFrame, init, new Uint8Array(32), new Uint8Array(randomBytes(64)))!
-      net.injectHandshake("fake:i", "fake:a", resp.frame)
-      yield* until("refused", () => security(a).identityFailures === 1)
+      const forged = [
+        hs.signCertificate(suite, y, x.publicKey, NodeId.toBytes(x.id), kemX),
+        hs.signCertificate(suite, x, x.publicKey, NodeId.toBytes(y.id), kemX)
+      ]
+      for (const certificate of forged) {
+        const resp = hs.respond(suite, { ...credentialsX, certificate }, initFrame, init, fresh(32), fresh(64))!
+        net.injectHandshake("fake:i", "fake:a", resp.frame)
+      }
+      yield* until("refused", () => security(a).identityFailures === 2)
       yield* settle
       assert.deepStrictEqual(net.handshakeFramesTo("fake:i").map((frame) => frame[0]), [Kind.Init])
       yield* advance("6 seconds", "500 millis")
       assert.strictEqual((yield* Effect.flip(Fiber.join(dial))).reason, "Timeout")
+    }))
+
+  it.scoped("a man in the middle with the PSK and B's certificate, but not B's static key, cannot complete; as itself it is its own peer", () =>
+    Effect.gen(function*() {
+      const net = makeNet()
+      const a = yield* startNode(net, "fake:a", fakeIdentity(1))
+      const suite = suiteWith(cheap)
+      const identityB = fakeIdentity(2)
+      const m = fakeIdentity(66)
+      const credentialsM = hs.makeCredentials(suite, m)
+      // B's certificate is no secret (any PSK holder that dials B receives it); M holds it, with M's own static key.
+      const impostor: hs.Credentials = { ...credentialsM, certificate: hs.makeCredentials(suite, identityB).certificate }
+      const cache = hs.makeCertificateCache(4)
+      /** M answers the INIT it intercepted at `address` with a RESP carrying `credentials`; returns the FINISH A sends. */
+      const answer = (address: Address, credentials: hs.Credentials) =>
+        Effect.gen(function*() {
+          yield* until("INIT", () => net.handshakeFramesTo(address).length === 1)
+          const initFrame = net.handshakeFramesTo(address)[0]!
+          const init = hs.decodeInit(crypto.xwing, initFrame)!
+          const responded = hs.respond(suite, credentials, initFrame, init, fresh(32), fresh(64))!
+          net.injectHandshake(address, "fake:a", responded.frame)
+          yield* until("FINISH", () => net.handshakeFramesTo(address).length === 2)
+          const finish = net.handshakeFramesTo(address)[1]!
+          assert.strictEqual(finish[0], Kind.Finish)
+          return { responded, finish, claimedId: init.id }
+        })
+
+      const dial = yield* Effect.fork(a.link.dial("fake:b"))
+      const { claimedId, finish, responded } = yield* answer("fake:b", impostor)
+      // A encapsulated to B's static key: without it M opens nothing of FINISH and cannot make CONFIRM.
+      assert.strictEqual(hs.confirm(suite, impostor, cache, responded, claimedId, finish, fresh(64)), "Decrypt")
+      // Its best guess, a CONFIRM of the right shape under keys it cannot know, is refused.
+      const guess = crypto.concat([
+        Uint8Array.of(Kind.Confirm), responded.nonceI, responded.nonceR, fresh(crypto.xwing.cipherTextBytes + 16)
+      ])
+      net.injectHandshake("fake:b", "fake:a", guess)
+      yield* until("refused", () => security(a).identityFailures === 1)
+      yield* advance("6 seconds", "500 millis")
+      assert.strictEqual((yield* Effect.flip(Fiber.join(dial))).reason, "Timeout")
+      assert.deepStrictEqual([a.announced.length, tables(a).sessions], [0, 0])
+
+      // Answering as itself, M completes, and A's session names M: never B.
+      const asItself = yield* Effect.fork(a.link.dial("fake:m"))
+      const own = yield* answer("fake:m", credentialsM)
+      const confirmed = hs.confirm(suite, credentialsM, cache, own.responded, own.claimedId, own.finish, fresh(64))
+      assert.notTypeOf(confirmed, "string")
+      net.injectHandshake("fake:m", "fake:a", (confirmed as hs.Confirmed).frame)
+      const session = yield* Fiber.join(asItself)
+      assert.strictEqual(session.peer, m.id)
     }))
 
   it.scoped("random and mutated cells never break the link", () =>
@@ -645,7 +758,7 @@ describe("LinkSecure: probes and hostile input get silence", () => {
 })
 
 describe("LinkSecure: responder cost and cookies", () => {
-  it.scoped("under load an INIT gets a stateless COOKIE and no KEM or signature work until it returns a valid one", () =>
+  it.scoped("under load an INIT gets a stateless COOKIE and no KEM or certificate work until it returns a valid one", () =>
     Effect.gen(function*() {
       const net = makeNet()
       const countB = counting(cheap)
@@ -655,7 +768,8 @@ describe("LinkSecure: responder cost and cookies", () => {
       for (let n = 0; n < 10; n++) net.injectHandshake(`fake:x${n}`, "fake:b", craftInit(fakeIdentity(20 + n)).frame)
       yield* until("all answered", () => security(b).responderHandshakes + security(b).cookiesSent === 10)
       assert.deepStrictEqual([security(b).responderHandshakes, security(b).cookiesSent], [3, 7])
-      assert.deepStrictEqual([countB.counts.encapsulate, countB.counts.sign], [3, 3])
+      // One encapsulation per answered INIT; the one signature is B's certificate, made with the link.
+      assert.deepStrictEqual([countB.counts.encapsulate, countB.counts.sign, countB.counts.verify], [3, 1, 0])
       assert.strictEqual(tables(b).handshakes, 3, "cookies leave no state")
       const cookieFrame = net.handshakeFramesTo("fake:x9")[0]!
       assert.strictEqual(cookieFrame[0], Kind.Cookie)
@@ -688,7 +802,7 @@ describe("LinkSecure: responder cost and cookies", () => {
       const a = yield* startNode(net, "fake:a", fakeIdentity(1))
       const b = yield* startNode(net, "fake:b", fakeIdentity(2), { parts: countB.parts, limits: { handshakesBeforeCookie: 0 } })
       const [atA, atB] = yield* connect(a, b)
-      assert.deepStrictEqual([security(b).cookiesSent, security(b).responderHandshakes, countB.counts.encapsulate], [1, 1, 1])
+      assert.deepStrictEqual([security(b).cookiesSent, security(b).responderHandshakes, countB.counts.encapsulate], [1, 1, 2])
       yield* atA.send(bytes(10))
       assert.deepStrictEqual(yield* takeFrames(atB, 1), [bytes(10)])
       const stale = craftInit(fakeIdentity(30), { timeMs: Duration.toMillis(Limits.defaults.handshakeInitMaxAge) + 1 })
@@ -745,7 +859,8 @@ describe("LinkSecure: rekey", () => {
       net.drop = () => false
       yield* advance("21 seconds", "500 millis")
       assert.deepStrictEqual([security(a).rekeys, security(b).rekeys], [1, 1])
-      assert.strictEqual(countB.counts.encapsulate, 2, "the rekey is a full handshake")
+      assert.strictEqual(countB.counts.encapsulate, 4, "the rekey is a full handshake")
+      assert.strictEqual(countB.counts.verify, 1, "A's certificate came from the cache")
       yield* atA.send(bytes(10, 3))
       net.injectCell("fake:a", "fake:b", held[0]!.cell)
       assert.deepStrictEqual(yield* takeFrames(atB, 2), [bytes(10, 3), bytes(10, 1)])
@@ -804,6 +919,28 @@ describe("LinkSecure: bounds", () => {
       assert.strictEqual((yield* Effect.flip(Fiber.join(silent))).reason, "Timeout")
       assert.strictEqual(tables(d).handshakes, 0)
       yield* d.link.dial("fake:b")
+    }))
+
+  it.scoped("certificateCacheEntriesMax bounds the verified certificates: an evicted peer's certificate is verified again", () =>
+    Effect.gen(function*() {
+      const net = makeNet()
+      const countB = counting(cheap)
+      const a = yield* startNode(net, "fake:a", fakeIdentity(1))
+      const c = yield* startNode(net, "fake:c", fakeIdentity(3))
+      const b = yield* startNode(net, "fake:b", fakeIdentity(2), { parts: countB.parts, limits: { certificateCacheEntriesMax: 1 } })
+      const cycle = (node: Node) =>
+        Effect.gen(function*() {
+          const [atNode, atB] = yield* connect(node, b)
+          yield* atNode.close
+          yield* atB.closed
+        })
+      yield* cycle(a)
+      yield* cycle(a)
+      assert.strictEqual(countB.counts.verify, 1, "A's certificate came from the cache the second time")
+      yield* cycle(c)
+      yield* cycle(a)
+      assert.strictEqual(countB.counts.verify, 3, "C's certificate took the one place, so A's was verified again")
+      assert.strictEqual(stats(b).sessionsOpened, 4)
     }))
 
   it.scoped("a full session inbox drops new frames and counts them", () =>

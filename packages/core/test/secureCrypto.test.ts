@@ -2,9 +2,14 @@ import { assert, describe, it } from "@effect/vitest"
 import { ml_kem768_x25519 } from "@noble/post-quantum/hybrid.js"
 import { FastCheck as fc } from "effect"
 import { randomBytes } from "node:crypto"
+import * as Identity from "../src/Identity.js"
 import * as crypto from "../src/internal/secureCrypto.js"
 import * as hs from "../src/internal/secureHandshake.js"
+import * as LinkPlain from "../src/LinkPlain.js"
+import * as NodeId from "../src/NodeId.js"
 
+/** Fresh random bytes. */
+const fresh = (length: number) => new Uint8Array(randomBytes(length))
 const seeded = (length: number, fill: number) => Uint8Array.from({ length }, (_, index) => (index * 131 + fill * 17 + 1) & 0xff)
 const equal = (a: Uint8Array | undefined, b: Uint8Array | undefined) => a !== undefined && b !== undefined && crypto.equalBytes(a, b)
 
@@ -132,5 +137,127 @@ describe("cookies and the INIT replay cache", () => {
     assert.isFalse(hs.isReplay(cache, nonce(7), 104))
     hs.sweepReplays(cache, 103)
     assert.strictEqual(cache.seen.size, 1)
+  })
+})
+
+describe("certificates", () => {
+  const psk = seeded(32, 3)
+  const countingSuite = () => {
+    const counts = { verify: 0 }
+    const suite: hs.Suite = {
+      psk,
+      kem: crypto.xwing,
+      signatures: { ...LinkPlain.mlDsa65, verify: (...args) => (counts.verify++, LinkPlain.mlDsa65.verify(...args)) }
+    }
+    return { suite, counts }
+  }
+  const identities = [1, 2, 3].map((n) => Identity.generate(seeded(32, n)))
+
+  it("a node's credentials follow its identity: the same static key and certificate every time, naming its node ID", () => {
+    const { suite } = countingSuite()
+    const first = hs.makeCredentials(suite, identities[0]!)
+    const again = hs.makeCredentials(suite, identities[0]!)
+    const other = hs.makeCredentials(suite, identities[1]!)
+    assert.isTrue(crypto.equalBytes(first.certificate, again.certificate))
+    assert.isTrue(crypto.equalBytes(first.staticKey.publicKey, again.staticKey.publicKey))
+    assert.isFalse(crypto.equalBytes(first.staticKey.publicKey, other.staticKey.publicKey))
+    assert.strictEqual(first.certificate.length, hs.certificateBytes(suite))
+    const certified = hs.checkCertificate(suite, hs.makeCertificateCache(4), first.certificate)
+    assert.strictEqual(certified?.id, identities[0]!.id)
+    assert.isTrue(crypto.equalBytes(certified!.kemPublicKey, first.staticKey.publicKey))
+  })
+
+  it("the cache answers a certificate verified before, stays bounded, and forgets the least recently used first", () => {
+    const { counts, suite } = countingSuite()
+    const [one, two, three] = identities.map((identity) => hs.makeCredentials(suite, identity).certificate)
+    const cache = hs.makeCertificateCache(2)
+    const check = (certificate: Uint8Array) => hs.checkCertificate(suite, cache, certificate)?.id
+    assert.strictEqual(check(one!), identities[0]!.id)
+    assert.strictEqual(check(one!), identities[0]!.id)
+    assert.strictEqual(counts.verify, 1, "the second check came from the cache")
+    check(two!)
+    check(one!) // one is now the most recently used
+    check(three!) // evicts two
+    assert.deepStrictEqual([cache.verified.size, counts.verify], [2, 3])
+    check(one!)
+    assert.strictEqual(counts.verify, 3)
+    check(two!)
+    assert.deepStrictEqual([cache.verified.size, counts.verify], [2, 4], "two was evicted, so it was verified again")
+    const none = hs.makeCertificateCache(0)
+    hs.checkCertificate(suite, none, one!)
+    hs.checkCertificate(suite, none, one!)
+    assert.deepStrictEqual([none.verified.size, counts.verify], [0, 6])
+  })
+
+  it("a tampered, truncated or mismatched certificate is refused and never cached", () => {
+    const { suite } = countingSuite()
+    const cache = hs.makeCertificateCache(8)
+    const credentials = hs.makeCredentials(suite, identities[0]!)
+    for (const at of [0, 1951, 1952, 3000, credentials.certificate.length - 1]) {
+      const tampered = credentials.certificate.slice()
+      tampered[at] = tampered[at]! ^ 0x10
+      assert.isUndefined(hs.checkCertificate(suite, cache, tampered), `byte ${at}`)
+    }
+    assert.isUndefined(hs.checkCertificate(suite, cache, credentials.certificate.subarray(1)))
+    // Signed by the right key, but naming another node.
+    const kem = credentials.staticKey.publicKey
+    const forAnother = hs.signCertificate(suite, identities[0]!, identities[0]!.publicKey, NodeId.toBytes(identities[1]!.id), kem)
+    assert.isUndefined(hs.checkCertificate(suite, cache, forAnother))
+    assert.strictEqual(cache.verified.size, 0)
+  })
+})
+
+describe("the handshake's messages", () => {
+  const psk = seeded(32, 4)
+  const suite: hs.Suite = { psk, kem: crypto.xwing, signatures: LinkPlain.mlDsa65 }
+  const [initiator, responder] = [5, 6].map((n) => hs.makeCredentials(suite, Identity.generate(seeded(32, n))))
+  const run = () => {
+    const keyPair = crypto.xwing.keygen(fresh(32))
+    const fields: hs.Init = {
+      rekey: false, id: NodeId.toBytes(initiator!.id), nonce: fresh(32), timeMs: 0,
+      publicKey: keyPair.publicKey, cookie: undefined
+    }
+    const initFrame = hs.encodeInit(crypto.xwing, fields)
+    const state: hs.Initiating = { initFrame, nonce: fields.nonce, keyPair }
+    const responded = hs.respond(suite, responder!, initFrame, fields, fresh(32), fresh(64))!
+    const cache = hs.makeCertificateCache(4)
+    const finished = hs.finish(suite, initiator!, cache, state, responded.frame, fresh(64)) as hs.Finished
+    const confirmed = hs.confirm(suite, responder!, cache, responded, fields.id, finished.frame, fresh(64)) as hs.Confirmed
+    return { state, responded, finished, confirmed, cache, id: fields.id }
+  }
+
+  it("RESP, FINISH and CONFIRM give both sides the same session keys, and the initiator its peer's node ID", () => {
+    const { confirmed, finished } = run()
+    assert.strictEqual(finished.peer, responder!.id)
+    const secrets = hs.complete(suite, initiator!, finished, confirmed.frame)
+    assert.notTypeOf(secrets, "string")
+    const keys = secrets as hs.SessionSecrets
+    assert.isTrue(crypto.equalBytes(keys.initiatorToResponder.key, confirmed.secrets.initiatorToResponder.key))
+    assert.isTrue(crypto.equalBytes(keys.responderToInitiator.hp, confirmed.secrets.responderToInitiator.hp))
+    assert.isFalse(crypto.equalBytes(keys.initiatorToResponder.key, keys.responderToInitiator.key))
+    // RESP and FINISH carry a certificate each; CONFIRM only a KEM ciphertext.
+    assert.deepStrictEqual([hs.respBytes(suite), hs.finishBytes(suite), hs.confirmBytes(suite)], [7678, 7694, 1201])
+  })
+
+  it("random and mutated RESP, FINISH and CONFIRM frames are refused with a reason, never a throw", () => {
+    const { cache, confirmed, finished, id, responded, state } = run()
+    const random = fresh(64)
+    const mutate = (frame: Uint8Array) =>
+      fc.tuple(fc.nat(frame.length - 1), fc.integer({ min: 1, max: 255 })).map(([at, xor]) => {
+        const copy = frame.slice()
+        copy[at] = copy[at]! ^ xor
+        return copy
+      })
+    const frames = (frame: Uint8Array) =>
+      fc.oneof(
+        mutate(frame),
+        fc.uint8Array({ minLength: frame.length, maxLength: frame.length }),
+        fc.uint8Array({ maxLength: 64 })
+      )
+    const refused = (frame: Uint8Array, step: (frame: Uint8Array) => unknown) =>
+      fc.assert(fc.property(frames(frame), (mutated) => typeof step(mutated) === "string"), { numRuns: 60, seed: frame.length })
+    refused(responded.frame, (frame) => hs.finish(suite, initiator!, cache, state, frame, random))
+    refused(finished.frame, (frame) => hs.confirm(suite, responder!, cache, responded, id, frame, random))
+    refused(confirmed.frame, (frame) => hs.complete(suite, initiator!, finished, frame))
   })
 })

@@ -1,33 +1,66 @@
 /**
  * The secure link's handshake messages and their cryptography, as plain functions: encoding and
- * decoding each message, the transcript, the keys, the cookie, and the INIT replay cache. The state
- * machine that drives them lives in `LinkSecure.ts`.
+ * decoding each message, the certificates, the transcript, the keys, the cookie, and the INIT replay
+ * cache. The state machine that drives them lives in `LinkSecure.ts`.
+ *
+ * Authentication is by KEM, not by signature (KEMTLS): each node holds a static X-Wing key pair derived
+ * from its identity (`staticSeed`: HKDF over the ML-DSA-65 secret key, so there is no new key file) and
+ * a *certificate* it signs once, when the link is made:
+ *
+ *     cert = pk_sig(1952) ‖ pk_kem(X-Wing, 1216) ‖ Sign(sk_sig, "weft-link-secure-v2 certificate" ‖ H(pk_sig) ‖ pk_kem)
+ *
+ * whose node ID is H(pk_sig). A handshake then costs KEM operations only (about 0.5 ms each) and, for a
+ * certificate not seen before, one verification (about 1 ms; `CertificateCache` remembers verified ones).
+ * A node proves it holds the static key by decapsulating: whoever derives a key that mixes in a secret
+ * encapsulated to a certified key is that certificate's node.
  *
  * Frames (the first byte is the kind; each frame is cut into inner cells and every cell sealed under
- * the PSK, see `secureCrypto.ts`):
+ * the PSK, see `secureCrypto.ts`; `E_k(x)` is AES-256-GCM under key ‖ nonce k, ciphertext ‖ tag):
  *
  * | kind | body |
  * |---|---|
- * | 1 INIT | version(1) ‖ flags(1: bit 0 rekey) ‖ id_I(32) ‖ nonce_I(32) ‖ time_ms(8) ‖ epk_I(X-Wing, 1216) ‖ has_cookie(1) ‖ cookie(36) |
- * | 2 RESP | nonce_I ‖ nonce_R(32) ‖ ct(X-Wing, 1120) ‖ AEAD_{k_resp}(pk_R ‖ sig_R) |
- * | 3 FINISH | nonce_I ‖ nonce_R ‖ AEAD_{k_fin}(pk_I ‖ sig_I) |
- * | 4 COOKIE | nonce_I ‖ cookie(36) |
+ * | 1 INIT | version(1: 2) ‖ flags(1: bit 0 rekey) ‖ id_I(32) ‖ nonce_I(32) ‖ time_ms(8) ‖ epk_I(X-Wing, 1216) ‖ has_cookie(1) ‖ cookie(36) |
+ * | 2 RESP | nonce_I ‖ nonce_R(32) ‖ ct_e(1120) ‖ E_{k_resp}(cert_R) |
+ * | 3 FINISH | nonce_I ‖ nonce_R ‖ E_{k_s}(ct_S) ‖ E_{k_fin}(cert_I) |
+ * | 4 CONFIRM | nonce_I ‖ nonce_R ‖ E_{k_conf}(ct_C) |
+ * | 5 COOKIE | nonce_I ‖ cookie(36) |
  *
- * Transcript and keys (H = SHA-256, HKDF = HKDF-SHA256(ikm, salt, info), ikm = psk ‖ ss):
+ * - RESP: ct_e = Encaps(epk_I) → ss_e, the ephemeral secret (forward secrecy).
+ * - FINISH: the initiator checks cert_R, then ct_S = Encaps(pk_kem of cert_R) → ss_S.
+ * - CONFIRM: the responder decapsulates ct_S, checks cert_I against id_I, then ct_C = Encaps(pk_kem of cert_I) → ss_C.
+ * - The initiator decapsulates ct_C and has the session; its first cell under the session keys (a
+ *   keepalive it sends at once) is its key confirmation, and the responder's session starts on it.
  *
- * - th1 = H("weft-link-secure-v1" ‖ INIT up to and including epk_I) — the cookie is excluded: it is
- *   a load-shedding token that may be added on a retry of the same INIT;
- * - th2 = H(th1 ‖ RESP up to and including ct); k_resp = HKDF(ikm, th2, "resp");
- *   sig_R = Sign_R("weft-link-secure-v1 R" ‖ th2 ‖ id_I ‖ id_R);
- * - th3 = H(th2 ‖ pk_R ‖ sig_R); k_fin = HKDF(ikm, th3, "finish");
- *   sig_I = Sign_I("weft-link-secure-v1 I" ‖ th3 ‖ id_I ‖ id_R);
- * - session keys: HKDF(ikm, th3, "session", 152) = i→r (key, iv, hp) ‖ r→i (key, iv, hp).
+ * Transcript and keys (H = SHA-256, HKDF = HKDF-SHA256(ikm, salt, info), 44 bytes = AES key ‖ GCM nonce):
  *
- * So each signature covers every message before it and both node IDs, and the session keys depend on
- * the PSK, the X-Wing secret and the transcript through the responder's signature — as TLS 1.3 derives
- * its application keys before the client's certificate and Finished. The responder knows them when it
- * sends RESP, so a dialer's data that overtakes FINISH is authenticated before it is held; the session
- * itself starts only once FINISH verifies (sig_I binds the initiator to this same th3).
+ * - th1 = H("weft-link-secure-v2" ‖ INIT up to and including epk_I) — the cookie is excluded: it is a
+ *   load-shedding token that may be added on a retry of the same INIT;
+ * - th2 = H(th1 ‖ RESP up to and including ct_e); ikm1 = psk ‖ ss_e; k_resp = HKDF(ikm1, th2, "resp");
+ *   th3 = H(th2 ‖ cert_R);
+ * - k_s = HKDF(ikm1, th3, "finish kem"); th4 = H(th3 ‖ ct_S); ikm2 = ikm1 ‖ ss_S;
+ *   k_fin = HKDF(ikm2, th4, "finish"); th5 = H(th4 ‖ cert_I);
+ * - k_conf = HKDF(ikm2, th5, "confirm"); th6 = H(th5 ‖ ct_C); ikm3 = ikm2 ‖ ss_C;
+ * - session keys: HKDF(ikm3, th6, "session", 152) = i→r (key, iv, hp) ‖ r→i (key, iv, hp).
+ *
+ * What each step proves. E_{k_s} opens only for whoever holds the ephemeral secret of the INIT, so the
+ * responder decapsulates nothing for anyone else. CONFIRM opens only under ss_S, which only the holder
+ * of cert_R's static key can decapsulate: the initiator knows it speaks to cert_R's node, over this
+ * whole transcript (both certificates, so both node IDs). The session keys need ss_C, which only the
+ * holder of cert_I's static key can decapsulate: the initiator's first session cell proves it is cert_I's
+ * node (whose ID the responder checked against id_I), over the same transcript. ss_e comes from
+ * ephemeral keys, so recorded traffic stays secret even if static keys and the PSK leak later.
+ *
+ * The responder does public-key work only for an INIT that opened under the PSK (and, under load,
+ * returned a cookie): one encapsulation for RESP; then a decapsulation, a certificate check and one
+ * more encapsulation for a FINISH whose E_{k_s} opened. The initiator's critical path is one key
+ * generation, two decapsulations, one encapsulation and one certificate check.
+ *
+ * Retransmission and replay: each side's timer repeats its last message (the initiator INIT, then
+ * FINISH; the responder RESP, then CONFIRM), and the initiator its key confirmation until a cell from
+ * the responder under the session keys shows it arrived. Every message is computed once and re-sent
+ * as the same cells, which reassembly drops as duplicates; a RESP, FINISH or CONFIRM matching no
+ * handshake in progress is counted as replayed and costs nothing. With X-Wing and ML-DSA-65, INIT is
+ * 1328 bytes (2 cells of 1232), RESP 7678 (7), FINISH 7694 (7), CONFIRM 1201 (2).
  */
 import type { Identity } from "../Identity.js"
 import type { Signatures } from "../LinkPlain.js"
@@ -37,10 +70,12 @@ import type { DirectionSecrets, Kem, KemKeyPair } from "./secureCrypto.js"
 import { concat, directionSecretBytes, directionSecrets, equalBytes, hkdf, openOnce, sealOnce, sha256 } from "./secureCrypto.js"
 
 /** Protocol version carried in INIT. */
-export const version = 1
+export const version = 2
 
-/** Frame kinds; 1–4 travel only in PSK-sealed cells, 5–8 only in session-sealed cells. */
-export const Kind = { Init: 1, Resp: 2, Finish: 3, Cookie: 4, Data: 5, Keepalive: 6, Close: 7, RekeyRequest: 8 } as const
+/** Frame kinds; 1–5 travel only in PSK-sealed cells, 6–9 only in session-sealed cells. */
+export const Kind = {
+  Init: 1, Resp: 2, Finish: 3, Confirm: 4, Cookie: 5, Data: 6, Keepalive: 7, Close: 8, RekeyRequest: 9
+} as const
 
 /** Bytes of a node ID. */
 export const idBytes = 32
@@ -50,11 +85,12 @@ export const nonceBytes = 32
 export const cookieBytes = 36
 
 const text = new TextEncoder()
-const protocolLabel = text.encode("weft-link-secure-v1")
-const labelR = text.encode("weft-link-secure-v1 R")
-const labelI = text.encode("weft-link-secure-v1 I")
+const protocolLabel = text.encode("weft-link-secure-v2")
+const certificateLabel = text.encode("weft-link-secure-v2 certificate")
+const staticKeyLabel = text.encode("weft-link-secure-v2 static kem")
 const aeadBytes = 16
 const keyAndIvBytes = 44
+const noncesEnd = 1 + 2 * nonceBytes
 
 /** What the handshake is parameterised by. */
 export interface Suite {
@@ -62,6 +98,100 @@ export interface Suite {
   readonly kem: Kem
   readonly signatures: Signatures
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Certificates
+
+/** What a node proves itself with: its certificate and the static KEM key pair it names. */
+export interface Credentials {
+  readonly id: NodeId.NodeId
+  readonly certificate: Uint8Array
+  readonly staticKey: KemKeyPair
+}
+
+/** Length of every certificate. */
+export const certificateBytes = (suite: Suite): number =>
+  suite.signatures.publicKeyBytes + suite.kem.publicKeyBytes + suite.signatures.signatureBytes
+
+/**
+ * The seed of a node's static KEM key pair: HKDF over its signing secret, so the pair follows the
+ * identity (no key file of its own) and reveals nothing about the signing key.
+ */
+export const staticSeed = (suite: Suite, identity: Identity): Uint8Array =>
+  hkdf(identity.secretKey, staticKeyLabel, "static kem seed", suite.kem.seedBytes)
+
+const certificateStatement = (id: Uint8Array, kemPublicKey: Uint8Array): Uint8Array =>
+  concat([certificateLabel, id, kemPublicKey])
+
+/**
+ * A certificate: `publicKey` ‖ `kemPublicKey` ‖ `signer`'s signature over `id` and `kemPublicKey`.
+ * Nodes pass their own keys and ID; tests pass mismatched ones to forge.
+ */
+export const signCertificate = (
+  suite: Suite,
+  signer: Identity,
+  publicKey: Uint8Array,
+  id: Uint8Array,
+  kemPublicKey: Uint8Array
+): Uint8Array => concat([publicKey, kemPublicKey, suite.signatures.sign(signer, certificateStatement(id, kemPublicKey))])
+
+/** A node's credentials: one key generation and one signature, once per link. */
+export const makeCredentials = (suite: Suite, identity: Identity): Credentials => {
+  const staticKey = suite.kem.keygen(staticSeed(suite, identity))
+  const certificate = signCertificate(suite, identity, identity.publicKey, NodeId.toBytes(identity.id), staticKey.publicKey)
+  return { id: identity.id, certificate, staticKey }
+}
+
+/** What a checked certificate says: the node's ID and its static KEM public key. */
+export interface Certified {
+  readonly id: NodeId.NodeId
+  readonly kemPublicKey: Uint8Array
+}
+
+/**
+ * Certificates verified before, by the SHA-256 of their bytes, least recently used first: a peer that
+ * reconnects costs no second verification. Bounded: past `capacity` the least recently used is forgotten.
+ */
+export interface CertificateCache {
+  readonly capacity: number
+  readonly verified: Set<string>
+}
+
+/** An empty cache. */
+export const makeCertificateCache = (capacity: number): CertificateCache => ({
+  capacity: Math.max(0, capacity),
+  verified: new Set()
+})
+
+const rememberCertificate = (cache: CertificateCache, key: string): void => {
+  if (cache.capacity === 0) return
+  if (cache.verified.size >= cache.capacity) cache.verified.delete(cache.verified.values().next().value!)
+  cache.verified.add(key)
+}
+
+/** Checks a certificate (from the cache when its exact bytes verified before); undefined if it is not valid. */
+export const checkCertificate = (suite: Suite, cache: CertificateCache, certificate: Uint8Array): Certified | undefined => {
+  if (certificate.length !== certificateBytes(suite)) return undefined
+  const keyEnd = suite.signatures.publicKeyBytes
+  const publicKey = certificate.subarray(0, keyEnd)
+  const kemPublicKey = certificate.slice(keyEnd, keyEnd + suite.kem.publicKeyBytes)
+  const id = NodeId.fromPublicKey(publicKey)
+  const key = Buffer.from(sha256(certificate)).toString("base64")
+  if (cache.verified.delete(key)) {
+    cache.verified.add(key)
+    return { id, kemPublicKey }
+  }
+  const signature = certificate.subarray(keyEnd + suite.kem.publicKeyBytes)
+  if (!suite.signatures.verify(publicKey, certificateStatement(NodeId.toBytes(id), kemPublicKey), signature)) return undefined
+  rememberCertificate(cache, key)
+  return { id, kemPublicKey }
+}
+
+/** The node ID a certificate names (whether or not it is valid); undefined if its length is wrong. */
+export const certificateId = (suite: Suite, certificate: Uint8Array): NodeId.NodeId | undefined =>
+  certificate.length === certificateBytes(suite)
+    ? NodeId.fromPublicKey(certificate.subarray(0, suite.signatures.publicKeyBytes))
+    : undefined
 
 // ---------------------------------------------------------------------------------------------------
 // INIT
@@ -163,29 +293,66 @@ export const checkCookie = (
 }
 
 // ---------------------------------------------------------------------------------------------------
-// RESP (responder)
+// Sizes and the session keys
 
 /** Length of every RESP frame. */
-export const respBytes = (suite: Suite): number =>
-  1 + 2 * nonceBytes + suite.kem.cipherTextBytes + suite.signatures.publicKeyBytes + suite.signatures.signatureBytes + aeadBytes
+export const respBytes = (suite: Suite): number => noncesEnd + suite.kem.cipherTextBytes + certificateBytes(suite) + aeadBytes
 
 /** Length of every FINISH frame. */
 export const finishBytes = (suite: Suite): number =>
-  1 + 2 * nonceBytes + suite.signatures.publicKeyBytes + suite.signatures.signatureBytes + aeadBytes
+  noncesEnd + suite.kem.cipherTextBytes + aeadBytes + certificateBytes(suite) + aeadBytes
+
+/** Length of every CONFIRM frame. */
+export const confirmBytes = (suite: Suite): number => noncesEnd + suite.kem.cipherTextBytes + aeadBytes
+
+/** Both directions' keys of a session. */
+export interface SessionSecrets {
+  readonly initiatorToResponder: DirectionSecrets
+  readonly responderToInitiator: DirectionSecrets
+}
+
+const sessionSecrets = (ikm: Uint8Array, th6: Uint8Array): SessionSecrets => {
+  const material = hkdf(ikm, th6, "session", 2 * directionSecretBytes)
+  return {
+    initiatorToResponder: directionSecrets(material.subarray(0, directionSecretBytes)),
+    responderToInitiator: directionSecrets(material.subarray(directionSecretBytes))
+  }
+}
+
+const key = (ikm: Uint8Array, transcript: Uint8Array, info: string): Uint8Array => hkdf(ikm, transcript, info, keyAndIvBytes)
+
+/** Why a handshake message was refused. */
+export type Failure = "Malformed" | "Kem" | "Decrypt" | "Identity"
+
+/** The nonces a RESP, FINISH or CONFIRM carries, to find its handshake; undefined if too short. */
+export const noncesOf = (frame: Uint8Array): { readonly nonceI: Uint8Array; readonly nonceR: Uint8Array } | undefined =>
+  frame.length < noncesEnd
+    ? undefined
+    : { nonceI: frame.subarray(1, 1 + nonceBytes), nonceR: frame.subarray(1 + nonceBytes, noncesEnd) }
+
+// The nonces only find a handshake (the link matches them first); checked here too so that each step
+// stands on its own.
+const sameNonces = (frame: Uint8Array, handshake: { readonly nonceI: Uint8Array; readonly nonceR: Uint8Array }): boolean =>
+  equalBytes(frame.subarray(1, 1 + nonceBytes), handshake.nonceI) &&
+  equalBytes(frame.subarray(1 + nonceBytes, noncesEnd), handshake.nonceR)
+
+// ---------------------------------------------------------------------------------------------------
+// RESP (responder)
 
 /** What the responder keeps between RESP and FINISH. */
 export interface Responded {
   readonly frame: Uint8Array
+  readonly nonceI: Uint8Array
   readonly nonceR: Uint8Array
   readonly th3: Uint8Array
+  /** psk ‖ ss_e. */
   readonly ikm: Uint8Array
-  readonly secrets: SessionSecrets
 }
 
-/** Builds RESP: the KEM encapsulation and the responder's signature. Undefined if the INIT's key is bad. */
+/** Builds RESP: an encapsulation to the INIT's ephemeral key, and our certificate. Undefined if that key is bad. */
 export const respond = (
   suite: Suite,
-  local: Identity,
+  local: Credentials,
   initFrame: Uint8Array,
   init: Init,
   nonceR: Uint8Array,
@@ -196,31 +363,12 @@ export const respond = (
   const clear = concat([Uint8Array.of(Kind.Resp), init.nonce, nonceR, encapsulated.cipherText])
   const th2 = sha256(initTranscript(suite.kem, initFrame), clear)
   const ikm = concat([suite.psk, encapsulated.sharedSecret])
-  const signature = suite.signatures.sign(local, concat([labelR, th2, init.id, NodeId.toBytes(local.id)]))
-  const sealed = sealOnce(hkdf(ikm, th2, "resp", keyAndIvBytes), concat([local.publicKey, signature]))
-  const th3 = sha256(th2, local.publicKey, signature)
-  return { frame: concat([clear, sealed]), nonceR, th3, ikm, secrets: sessionSecrets(ikm, th3) }
+  const sealed = sealOnce(key(ikm, th2, "resp"), local.certificate)
+  return { frame: concat([clear, sealed]), nonceI: init.nonce, nonceR, th3: sha256(th2, local.certificate), ikm }
 }
 
 // ---------------------------------------------------------------------------------------------------
 // FINISH (initiator)
-
-/** Both directions' keys of a session. */
-export interface SessionSecrets {
-  readonly initiatorToResponder: DirectionSecrets
-  readonly responderToInitiator: DirectionSecrets
-}
-
-const sessionSecrets = (ikm: Uint8Array, th3: Uint8Array): SessionSecrets => {
-  const material = hkdf(ikm, th3, "session", 2 * directionSecretBytes)
-  return {
-    initiatorToResponder: directionSecrets(material.subarray(0, directionSecretBytes)),
-    responderToInitiator: directionSecrets(material.subarray(directionSecretBytes))
-  }
-}
-
-/** Why a handshake message was refused. */
-export type Failure = "Malformed" | "Kem" | "Decrypt" | "Identity"
 
 /** The initiator's state while it waits for RESP. */
 export interface Initiating {
@@ -229,86 +377,120 @@ export interface Initiating {
   readonly keyPair: KemKeyPair
 }
 
-/** What the initiator learns from a verified RESP. */
+/** What the initiator keeps between FINISH and CONFIRM. */
 export interface Finished {
+  /** The node cert_R names; proven only when CONFIRM opens. */
   readonly peer: NodeId.NodeId
+  readonly nonceI: Uint8Array
   readonly nonceR: Uint8Array
   readonly frame: Uint8Array
-  readonly secrets: SessionSecrets
+  readonly th5: Uint8Array
+  /** psk ‖ ss_e ‖ ss_S. */
+  readonly ikm: Uint8Array
 }
 
-/** The nonces a RESP or FINISH carries, to find its handshake; undefined if too short. */
-export const noncesOf = (frame: Uint8Array): { readonly nonceI: Uint8Array; readonly nonceR: Uint8Array } | undefined =>
-  frame.length < 1 + 2 * nonceBytes
-    ? undefined
-    : { nonceI: frame.subarray(1, 1 + nonceBytes), nonceR: frame.subarray(1 + nonceBytes, 1 + 2 * nonceBytes) }
-
-const splitIdentity = (suite: Suite, plain: Uint8Array) => ({
-  publicKey: plain.subarray(0, suite.signatures.publicKeyBytes),
-  signature: plain.subarray(suite.signatures.publicKeyBytes)
-})
-
-/**
- * Verifies RESP and builds FINISH and the session keys (decapsulation, one verify, one sign). `signer`
- * is `local` except in tests, which pass another identity to forge a FINISH.
- */
+/** Opens RESP and checks cert_R; builds FINISH (a decapsulation, a certificate check, an encapsulation). */
 export const finish = (
   suite: Suite,
-  local: Identity,
+  local: Credentials,
+  cache: CertificateCache,
   state: Initiating,
   frame: Uint8Array,
-  signer: Identity = local
+  encapsulateRandom: Uint8Array
 ): Finished | Failure => {
   if (frame.length !== respBytes(suite)) return "Malformed"
-  const clearEnd = 1 + 2 * nonceBytes + suite.kem.cipherTextBytes
-  const nonceR = frame.slice(1 + nonceBytes, 1 + 2 * nonceBytes)
-  const sharedSecret = state.keyPair.decapsulate(frame.subarray(1 + 2 * nonceBytes, clearEnd))
+  const clearEnd = noncesEnd + suite.kem.cipherTextBytes
+  const sharedSecret = state.keyPair.decapsulate(frame.subarray(noncesEnd, clearEnd))
   if (sharedSecret === undefined) return "Kem"
   const th2 = sha256(initTranscript(suite.kem, state.initFrame), frame.subarray(0, clearEnd))
-  const ikm = concat([suite.psk, sharedSecret])
-  const plain = openOnce(hkdf(ikm, th2, "resp", keyAndIvBytes), frame.subarray(clearEnd))
-  if (plain === undefined) return "Decrypt"
-  const responder = splitIdentity(suite, plain)
-  const peer = NodeId.fromPublicKey(responder.publicKey)
-  const idI = NodeId.toBytes(local.id)
-  const signedR = concat([labelR, th2, idI, NodeId.toBytes(peer)])
-  if (peer === local.id || !suite.signatures.verify(responder.publicKey, signedR, responder.signature)) return "Identity"
-  const th3 = sha256(th2, responder.publicKey, responder.signature)
-  const signature = suite.signatures.sign(signer, concat([labelI, th3, idI, NodeId.toBytes(peer)]))
-  const sealed = sealOnce(hkdf(ikm, th3, "finish", keyAndIvBytes), concat([signer.publicKey, signature]))
+  const ikm1 = concat([suite.psk, sharedSecret])
+  const certificate = openOnce(key(ikm1, th2, "resp"), frame.subarray(clearEnd))
+  if (certificate === undefined) return "Decrypt"
+  const responder = checkCertificate(suite, cache, certificate)
+  if (responder === undefined || responder.id === local.id) return "Identity"
+  const encapsulated = suite.kem.encapsulate(responder.kemPublicKey, encapsulateRandom)
+  if (encapsulated === undefined) return "Kem"
+  const th3 = sha256(th2, certificate)
+  const th4 = sha256(th3, encapsulated.cipherText)
+  const ikm = concat([ikm1, encapsulated.sharedSecret])
+  const nonceR = frame.slice(1 + nonceBytes, noncesEnd)
+  const sealedKem = sealOnce(key(ikm1, th3, "finish kem"), encapsulated.cipherText)
+  const sealedCertificate = sealOnce(key(ikm, th4, "finish"), local.certificate)
   return {
-    peer,
+    peer: responder.id,
+    nonceI: state.nonce,
     nonceR,
-    frame: concat([Uint8Array.of(Kind.Finish), state.nonce, nonceR, sealed]),
-    secrets: sessionSecrets(ikm, th3)
+    frame: concat([Uint8Array.of(Kind.Finish), state.nonce, nonceR, sealedKem, sealedCertificate]),
+    th5: sha256(th4, local.certificate),
+    ikm
   }
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Completion (responder)
+// CONFIRM (responder)
 
-/** Verifies FINISH against the INIT's claimed ID (the session keys are `responded.secrets`). */
-export const complete = (
+/** What a checked FINISH yields the responder: CONFIRM and the session's keys. */
+export interface Confirmed {
+  readonly frame: Uint8Array
+  readonly secrets: SessionSecrets
+}
+
+/**
+ * Opens FINISH (its KEM ciphertext first: nothing is decapsulated for a sender without the INIT's
+ * ephemeral secret), checks cert_I against the INIT's claimed ID, and builds CONFIRM.
+ */
+export const confirm = (
   suite: Suite,
-  local: Identity,
+  local: Credentials,
+  cache: CertificateCache,
   responded: Responded,
   claimedId: Uint8Array,
-  frame: Uint8Array
-): true | Failure => {
-  if (frame.length !== finishBytes(suite)) return "Malformed"
-  const plain = openOnce(hkdf(responded.ikm, responded.th3, "finish", keyAndIvBytes), frame.subarray(1 + 2 * nonceBytes))
-  if (plain === undefined) return "Decrypt"
-  const initiator = splitIdentity(suite, plain)
-  if (!equalBytes(NodeId.toBytes(NodeId.fromPublicKey(initiator.publicKey)), claimedId)) return "Identity"
-  const signed = concat([labelI, responded.th3, claimedId, NodeId.toBytes(local.id)])
-  return suite.signatures.verify(initiator.publicKey, signed, initiator.signature) ? true : "Identity"
+  frame: Uint8Array,
+  encapsulateRandom: Uint8Array
+): Confirmed | Failure => {
+  if (frame.length !== finishBytes(suite) || !sameNonces(frame, responded)) return "Malformed"
+  const kemEnd = noncesEnd + suite.kem.cipherTextBytes + aeadBytes
+  const cipherText = openOnce(key(responded.ikm, responded.th3, "finish kem"), frame.subarray(noncesEnd, kemEnd))
+  if (cipherText === undefined) return "Decrypt"
+  const staticSecret = local.staticKey.decapsulate(cipherText)
+  if (staticSecret === undefined) return "Kem"
+  const th4 = sha256(responded.th3, cipherText)
+  const ikm2 = concat([responded.ikm, staticSecret])
+  const certificate = openOnce(key(ikm2, th4, "finish"), frame.subarray(kemEnd))
+  if (certificate === undefined) return "Decrypt"
+  // The cheap check first: the certificate must name the node the INIT claimed.
+  const claimed = certificateId(suite, certificate)
+  if (claimed === undefined || !equalBytes(NodeId.toBytes(claimed), claimedId)) return "Identity"
+  const initiator = checkCertificate(suite, cache, certificate)
+  if (initiator === undefined) return "Identity"
+  const encapsulated = suite.kem.encapsulate(initiator.kemPublicKey, encapsulateRandom)
+  if (encapsulated === undefined) return "Kem"
+  const th5 = sha256(th4, certificate)
+  const sealed = sealOnce(key(ikm2, th5, "confirm"), encapsulated.cipherText)
+  return {
+    frame: concat([Uint8Array.of(Kind.Confirm), responded.nonceI, responded.nonceR, sealed]),
+    secrets: sessionSecrets(concat([ikm2, encapsulated.sharedSecret]), sha256(th5, encapsulated.cipherText))
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Completion (initiator)
+
+/** Opens CONFIRM (proof the responder decapsulated ct_S) and derives the session keys. */
+export const complete = (suite: Suite, local: Credentials, finished: Finished, frame: Uint8Array): SessionSecrets | Failure => {
+  if (frame.length !== confirmBytes(suite) || !sameNonces(frame, finished)) return "Malformed"
+  const cipherText = openOnce(key(finished.ikm, finished.th5, "confirm"), frame.subarray(noncesEnd))
+  if (cipherText === undefined) return "Decrypt"
+  const sharedSecret = local.staticKey.decapsulate(cipherText)
+  if (sharedSecret === undefined) return "Kem"
+  return sessionSecrets(concat([finished.ikm, sharedSecret]), sha256(finished.th5, cipherText))
 }
 
 // ---------------------------------------------------------------------------------------------------
 // INIT replay cache
 
 /**
- * Recent INIT nonces, so a replayed INIT never costs a second KEM and signature. Bounded: past
+ * Recent INIT nonces, so a replayed INIT never costs a second encapsulation. Bounded: past
  * `capacity` the oldest entry is evicted and the watermark rises to its time, so any INIT no newer
  * than an evicted one is refused too; entries older than the INIT age limit expire (such INITs are
  * refused as stale anyway).
