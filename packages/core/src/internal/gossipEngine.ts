@@ -227,7 +227,7 @@ export interface Config {
 /** Default tunables (bounds come from `Limits.defaults` through `configFromLimits`). */
 export const tunables = {
   tickMs: 150,
-  lazyFanout: 16,
+  lazyFanout: 8,
   lazyAnnounceIntervalMs: 750,
   missingTimeoutMs: 250,
   retryTimeoutMs: 250,
