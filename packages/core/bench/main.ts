@@ -4,7 +4,10 @@
  * lines with `--json`); progress goes to stderr.
  *
  * Cases: envelope encode+decode; local RPC; RPC over the memory transport; actor tell and ask; content
- * store put and get on lmdb.
+ * store put and get on lmdb; the ledger's transaction validation (vs raw ML-DSA-65 verify, and a
+ * 2-worker pool vs one core) and block import (vs raw lmdb puts), from `packages/ledger/bench/ledger.ts`;
+ * ephemeral message validation (vs raw SHA-256), proof-of-work attempts and store inserts at capacity,
+ * from `packages/ephemeral/bench/ephemeral.ts`.
  */
 import { Effect } from "effect"
 import * as ActorBench from "./actor.js"
@@ -14,6 +17,8 @@ import type { Case, Result } from "./harness.js"
 import { report, runCase } from "./harness.js"
 import * as RpcBench from "./rpc.js"
 import * as StoreBench from "./store.js"
+import * as EphemeralBench from "../../ephemeral/bench/ephemeral.js"
+import * as LedgerBench from "../../ledger/bench/ledger.js"
 
 /** Command-line options. */
 interface Options {
@@ -73,7 +78,9 @@ const program = (options: Options) =>
       ...EnvelopeBench.cases(options.quick),
       ...(yield* RpcBench.cases(nodes, options.quick)),
       ...(yield* ActorBench.cases(nodes, options.quick)),
-      ...(yield* StoreBench.cases(options.quick))
+      ...(yield* StoreBench.cases(options.quick)),
+      ...(yield* LedgerBench.cases(options.quick)),
+      ...(yield* EphemeralBench.cases(options.quick))
     ]
     const cases = options.only === undefined ? all : all.filter((spec) => spec.bench.includes(options.only!))
     const started = performance.now()

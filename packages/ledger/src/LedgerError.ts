@@ -34,7 +34,15 @@ export const Reason = Schema.Literal(
   "BadSecret", // the revealed secret does not open the rendezvous commitment
   "NothingToClaim", // a mint with no accrued rewards
   "BadParams", // chain parameters that cannot work
-  "Malformed" // bytes or text that do not parse
+  "Malformed", // bytes or text that do not parse
+  "BadRoot", // a block whose txRoot does not match its transactions
+  "WrongProducer", // a block signed by an authority other than its slot's producer (or by no authority)
+  "BadSlot", // a block whose slot, time or height does not follow from its parent and the genesis
+  "FutureBlock", // a block timed beyond the local clock plus the allowed skew
+  "UnknownParent", // a block whose parent this node does not hold (fetch it, then retry)
+  "Stale", // a block that conflicts with, or lies below, the finalized block
+  "Duplicate", // a transaction (or a nonce of an account) the mempool already holds
+  "MempoolFull" // the mempool is full of transactions that rank above this one
 )
 
 /** A reason literal. */

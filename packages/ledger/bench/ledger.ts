@@ -1,0 +1,62 @@
+/**
+ * The ledger's benchmarks: `cases(quick)` for `npm run bench` (core's `bench/main.ts` runs them with
+ * its harness), and on their own: `npx tsx packages/ledger/bench/ledger.ts [--json] [--reps N]
+ * [--quick] [--only TEXT]` (a table, or JSON lines `{"bench","metric","value","unit","baseline",
+ * "ratio","target"}`; progress on stderr).
+ */
+import { Effect, type Scope } from "effect"
+import { pathToFileURL } from "node:url"
+import { type Case, report, runCase } from "../../core/bench/harness.js"
+import * as ImportBench from "./import.js"
+import * as ValidateBench from "./validate.js"
+
+/** Every ledger case: validation (one core, a worker pool) and block import into lmdb. */
+export const cases = (quick: boolean): Effect.Effect<ReadonlyArray<Case>, unknown, Scope.Scope> =>
+  Effect.gen(function*() {
+    progress(`ledger bench: signing the fixtures${quick ? " (quick)" : ""}…`)
+    return [...(yield* ValidateBench.cases(quick)), ...(yield* ImportBench.cases(quick))]
+  })
+
+const progress = (line: string) => process.stderr.write(`${line}\n`)
+
+const usage = "usage: npx tsx packages/ledger/bench/ledger.ts [--json] [--reps N] [--quick] [--only TEXT]"
+
+const parseOptions = (args: ReadonlyArray<string>) => {
+  let json = false
+  let quick = false
+  let reps = 5
+  let only: string | undefined
+  for (let at = 0; at < args.length; at++) {
+    const arg = args[at]
+    if (arg === "--json") json = true
+    else if (arg === "--quick") quick = true
+    else if (arg === "--reps") {
+      reps = Number(args[++at])
+      if (!Number.isSafeInteger(reps) || reps < 1) throw new Error(`--reps needs a positive integer\n${usage}`)
+    } else if (arg === "--only") {
+      only = args[++at]
+      if (only === undefined) throw new Error(`--only needs a text\n${usage}`)
+    } else throw new Error(`unknown option ${arg}\n${usage}`)
+  }
+  return { json, quick, reps, only }
+}
+
+const main = (args: ReadonlyArray<string>) =>
+  Effect.scoped(Effect.gen(function*() {
+    const options = parseOptions(args)
+    const all = yield* cases(options.quick)
+    const selected = options.only === undefined ? all : all.filter((spec) => spec.bench.includes(options.only!))
+    const results = []
+    for (const [index, spec] of selected.entries()) {
+      progress(`[${index + 1}/${selected.length}] ${spec.bench}: ${spec.ops} ops × ${options.reps} reps`)
+      results.push(yield* runCase(spec, options.reps))
+    }
+    report(results, options.json)
+  }))
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  Effect.runPromise(main(process.argv.slice(2))).catch((error: unknown) => {
+    process.stderr.write(`bench failed: ${error instanceof Error ? error.message : String(error)}\n`)
+    process.exit(1)
+  })
+}
