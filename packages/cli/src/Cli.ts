@@ -9,9 +9,11 @@ import * as Call from "./Call.js"
 import { describe } from "./CliError.js"
 import * as Dev from "./Dev.js"
 import * as Keygen from "./Keygen.js"
+import * as Msg from "./Msg.js"
 import * as NodeRun from "./NodeRun.js"
 import * as PubSub from "./PubSub.js"
 import * as Status from "./Status.js"
+import * as Token from "./Token.js"
 
 /** The CLI's version, shown by `--version`. */
 export const version = "0.1.0"
@@ -25,7 +27,7 @@ export const node = Command.make("node").pipe(
 /** The root command. */
 export const weft = Command.make("weft").pipe(
   Command.withDescription("Weft: a modular, actor-based node framework for peer-to-peer networks."),
-  Command.withSubcommands([Dev.command, node, PubSub.pub, PubSub.sub])
+  Command.withSubcommands([Dev.command, node, PubSub.pub, PubSub.sub, Token.token, Token.ledger, Msg.msg])
 )
 
 /** Parses `argv` (as `process.argv`) and runs the command it names. */

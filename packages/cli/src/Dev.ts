@@ -5,7 +5,7 @@
  * (SIGTERM, then SIGKILL) and removes the temp data directory it made, so it exits 0 and leaves nothing.
  */
 import { Command, HelpDoc, Options, ValidationError } from "@effect/cli"
-import { Cause, Clock, Duration, Effect, Either, Exit, Option } from "effect"
+import { Cause, Clock, Console, Duration, Effect, Either, Exit, Option } from "effect"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -14,6 +14,10 @@ import * as DevNetwork from "./DevNetwork.js"
 import * as DevReport from "./DevReport.js"
 import * as DurationText from "./DurationText.js"
 import { Limits } from "./internal/core.js"
+import * as TokenClient from "./internal/tokenClient.js"
+import * as TokenDev from "./internal/tokenDev.js"
+import * as Json from "./Json.js"
+import { Account, Id } from "@weft/ledger"
 
 const invalid = (message: string) => ValidationError.invalidValue(HelpDoc.p(message))
 
@@ -104,7 +108,22 @@ const watchExits = (nodes: ReadonlyArray<DevNetwork.DevNode>, report: DevReport.
       ), { concurrency: "unbounded", discard: true })
   })
 
+// Where the dev account's key is, one command to try, and the pointer `weft token` finds this network by.
+const ledgerHint = (dataDir: string, nodes: ReadonlyArray<DevNetwork.DevNode>, json: boolean) =>
+  Effect.gen(function*() {
+    const keyFile = Path.join(dataDir, "dev-account.json")
+    const account = yield* Account.load(keyFile).pipe(Effect.option)
+    const node = nodes[0]?.dataDir
+    if (node === undefined || account._tag === "None") return
+    yield* Effect.acquireRelease(Effect.sync(() => TokenClient.writeDevPointer({ node, key: keyFile })), () => Effect.sync(() => TokenClient.clearDevPointer(node)))
+    const id = Id.display(account.value.id)
+    yield* Console.log(json
+      ? Json.line({ event: "ledger", account: id, key: keyFile, genesis: Path.join(dataDir, "genesis.json") })
+      : `ledger: dev account ${id} (${TokenDev.devTokens} WEFT at genesis), key ${keyFile}\n  try, in another terminal: npm run weft -- token balance`)
+  })
+
 interface DevOptions {
+  readonly json: boolean
   readonly nodes: number
   readonly duration: Option.Option<Duration.Duration>
   readonly data: Option.Option<string>
@@ -118,6 +137,7 @@ const network = (options: DevOptions, startMs: number) =>
     const initial = yield* DevNetwork.sample(nodes)
     const samples = initial.map((status, i) => ({ status: status ?? DevNetwork.initialStatus(nodes[i]!), messagesPerSecond: 0 }))
     yield* options.report.started(dataDir, samples, yield* secondsSince(startMs))
+    yield* ledgerHint(dataDir, nodes, options.json)
     yield* Effect.forkScoped(watchExits(nodes, options.report, startMs))
     yield* Effect.forkScoped(DevNetwork.connectAll(nodes))
     const run = ticks(nodes, options.report, startMs)
@@ -140,5 +160,5 @@ export const run = (options: DevOptions) =>
 
 /** The `dev` command. */
 export const command = Command.make("dev", { nodes, duration, data, json }, ({ data, duration, json, nodes }) =>
-  run({ nodes, duration, data, report: json ? DevReport.json : DevReport.human })
+  run({ nodes, duration, data, json, report: json ? DevReport.json : DevReport.human })
 ).pipe(Command.withDescription("Run a local network of N connected nodes, one process each over UDP, with a status line every second."))

@@ -11,6 +11,7 @@ import { CliError, describe } from "./CliError.js"
 import { Control } from "./internal/core.js"
 import * as NodeProcess from "./internal/nodeProcess.js"
 import * as NetworkKey from "./NetworkKey.js"
+import * as TokenDev from "./internal/tokenDev.js"
 
 /** One running dev node, seen from the process that started it. */
 export interface DevNode {
@@ -81,6 +82,8 @@ export const start = (options: { readonly nodes: number; readonly dataDir: strin
     // One network key for the whole dev network: its nodes talk over the secure link.
     const key = NetworkKey.generate()
     yield* Effect.forEach(indices, (index) => NetworkKey.install(nodeDataDir(options.dataDir, index), key), { discard: true })
+    // Every dev node runs the ledger as an authority; the dev account's key file lands in the data directory.
+    yield* TokenDev.prepare(options.dataDir, indices.map((index) => nodeDataDir(options.dataDir, index)))
     const processes = yield* Effect.forEach(
       indices,
       (index) => NodeProcess.start({ dataDir: nodeDataDir(options.dataDir, index), label: `node ${index}`, keepLog: options.keepLogs }),

@@ -88,6 +88,48 @@ export const LimitOverrides = Schema.Struct(limitFields).annotations({
   message: () => "must be an object of limit overrides, e.g. {\"peersMax\": 64, \"callTimeout\": \"5 seconds\"}"
 }) as unknown as Schema.Schema<Partial<Limits.Values>, Record<string, unknown>>
 
+/**
+ * Runs the ledger on the node: `genesis` is the genesis file (JSON), `authorityKey` the authority
+ * account key file if this node produces blocks, `data` the lmdb directory of the chain and the
+ * content store (default `<data dir>/ledger`). Relative paths are relative to the node's data directory.
+ */
+export const LedgerSection = Schema.Struct({
+  genesis: Schema.String,
+  authorityKey: Schema.optionalWith(Schema.String, { exact: true }),
+  data: Schema.optionalWith(Schema.String, { exact: true })
+}).annotations({ message: () => "must be an object like {\"genesis\": \"genesis.json\", \"authorityKey\": \"authority.json\"}" })
+
+/** The ledger section, paths resolved. */
+export interface Ledger {
+  readonly genesis: string
+  readonly authorityKey?: string
+  readonly data: string
+}
+
+/**
+ * The ephemeral-message service (`@weft/ephemeral`) of a ledger node: on by default whenever the node
+ * runs the ledger (it needs the chain); `false` turns it off. `relay` forwards valid messages, `store`
+ * keeps them until their TTL for lookups, `ttlMax` (text, e.g. "1 day") and `blockDepth` bound what
+ * the node accepts.
+ */
+export const EphemeralSection = Schema.Union(
+  Schema.Literal(false),
+  Schema.Struct({
+    relay: Schema.optionalWith(Schema.Boolean, { exact: true }),
+    store: Schema.optionalWith(Schema.Boolean, { exact: true }),
+    ttlMax: Schema.optionalWith(LimitDuration, { exact: true }),
+    blockDepth: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { exact: true })
+  })
+).annotations({ message: () => "must be false or an object like {\"relay\": true, \"store\": true, \"ttlMax\": \"1 day\", \"blockDepth\": 64}" })
+
+/** The ephemeral section, as the node runs it. */
+export interface Ephemeral {
+  readonly relay?: boolean
+  readonly store?: boolean
+  readonly ttlMax?: Duration.Duration
+  readonly blockDepth?: number
+}
+
 /** The node config file. */
 export const NodeConfig = Schema.Struct({
   transports: Schema.optional(
@@ -98,8 +140,10 @@ export const NodeConfig = Schema.Struct({
     )
   ),
   limits: Schema.optional(LimitOverrides),
-  connect: Schema.optional(Schema.Array(PeerAddress).annotations({ message: () => "must be a list of udp addresses" }))
-}).annotations({ message: () => "must be a JSON object with optional transports, limits and connect" })
+  connect: Schema.optional(Schema.Array(PeerAddress).annotations({ message: () => "must be a list of udp addresses" })),
+  ledger: Schema.optional(LedgerSection),
+  ephemeral: Schema.optional(EphemeralSection)
+}).annotations({ message: () => "must be a JSON object with optional transports, limits, connect, ledger and ephemeral" })
 
 /** The node config file, decoded. */
 export type NodeConfig = typeof NodeConfig.Type
@@ -109,6 +153,10 @@ export interface Resolved {
   readonly transport: Endpoint
   readonly limits: Partial<Limits.Values>
   readonly connect: ReadonlyArray<string>
+  /** Present when the node runs the ledger. */
+  readonly ledger?: Ledger
+  /** Present when the node runs the ephemeral-message service (a ledger node, unless its config says `false`). */
+  readonly ephemeral?: Ephemeral
 }
 
 const fail = (message: string) => Effect.fail(new CliError({ message }))
@@ -171,10 +219,16 @@ const oneListen = (endpoints: ReadonlyArray<Endpoint>): Effect.Effect<Endpoint, 
     ? Effect.succeed(endpoints[0]!)
     : fail(`--listen: ${endpoints.length} addresses given, but a node supports one transport today (pass --listen once)`)
 
+const ledgerPaths = (section: typeof LedgerSection.Type, dataDir: string): Ledger => ({
+  genesis: Path.resolve(dataDir, section.genesis),
+  data: Path.resolve(dataDir, section.data ?? "ledger"),
+  ...(section.authorityKey === undefined ? {} : { authorityKey: Path.resolve(dataDir, section.authorityKey) })
+})
+
 /** Merges the config with `--listen` (replaces its transports) and `--connect` (added to its list). */
 export const resolve = (
   config: NodeConfig,
-  options: { readonly listen: ReadonlyArray<string>; readonly connect: ReadonlyArray<string> }
+  options: { readonly listen: ReadonlyArray<string>; readonly connect: ReadonlyArray<string>; readonly dataDir?: string }
 ): Effect.Effect<Resolved, CliError> =>
   Effect.gen(function*() {
     const listened = yield* Effect.forEach(options.listen, (address) =>
@@ -183,5 +237,11 @@ export const resolve = (
       ? yield* oneListen(listened)
       : { ...defaultTransport, ...config.transports?.[0] }
     const extra = yield* Effect.forEach(options.connect, parseConnect)
-    return { transport, limits: config.limits ?? {}, connect: [...new Set([...(config.connect ?? []), ...extra])] }
+    const connect = [...new Set([...(config.connect ?? []), ...extra])]
+    if (config.ledger === undefined && config.ephemeral !== undefined && config.ephemeral !== false) {
+      return yield* fail("ephemeral: the ephemeral-message service reads the chain, so it needs a ledger section")
+    }
+    const ledger = config.ledger === undefined ? {} : { ledger: ledgerPaths(config.ledger, options.dataDir ?? ".") }
+    const ephemeral = config.ledger === undefined || config.ephemeral === false ? {} : { ephemeral: config.ephemeral ?? {} }
+    return { transport, limits: config.limits ?? {}, connect, ...ledger, ...ephemeral }
   })

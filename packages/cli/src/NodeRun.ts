@@ -16,6 +16,8 @@ import { Node } from "./internal/core.js"
 import * as Json from "./Json.js"
 import * as NetworkKey from "./NetworkKey.js"
 import * as NodeConfig from "./NodeConfig.js"
+import * as MsgNode from "./internal/msgNode.js"
+import * as TokenNode from "./internal/tokenNode.js"
 
 // A peer that is not up yet gets a few more tries, further apart each time; then it is logged and left.
 const connectRetriesMax = 4
@@ -65,8 +67,15 @@ export interface RunOptions {
   readonly supervised: boolean
 }
 
+// The ledger, and the ephemeral service on top of it (it reads the chain).
+const ledgerLayer = (resolved: NodeConfig.Resolved) => {
+  if (resolved.ledger === undefined) return Layer.empty
+  const ledger = TokenNode.layer(resolved.ledger)
+  return resolved.ephemeral === undefined ? ledger : MsgNode.layer(resolved.ephemeral).pipe(Layer.provideMerge(ledger))
+}
+
 const nodeLayer = (dataDir: string, resolved: NodeConfig.Resolved, psk: Option.Option<Uint8Array>) =>
-  DevPing.layer.pipe(
+  Layer.merge(DevPing.layer, ledgerLayer(resolved)).pipe(
     Layer.provideMerge(Node.layer({
       dataDir,
       transport: TransportUdp.layer({ host: resolved.transport.host, port: resolved.transport.port }),
@@ -108,7 +117,7 @@ export const run = (options: RunOptions) =>
     Effect.gen(function*() {
       const dataDir = Path.resolve(options.data)
       const file = Option.getOrUndefined(Option.map(options.config, (path) => Path.resolve(path)))
-      const resolved = yield* NodeConfig.resolve(yield* NodeConfig.load(dataDir, file), options)
+      const resolved = yield* NodeConfig.resolve(yield* NodeConfig.load(dataDir, file), { ...options, dataDir })
       const psk = yield* NetworkKey.forNode(dataDir, Option.map(options.networkKey, (path) => Path.resolve(path)))
       const context = yield* Layer.build(nodeLayer(dataDir, resolved, psk))
       const node = Context.get(context, Node.Node)

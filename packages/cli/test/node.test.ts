@@ -54,7 +54,10 @@ const statusAndCalls = (node: Line, peer: Line, devPid: number) =>
     assert.notStrictEqual(status.pid, devPid)
     assert.strictEqual(status.control, node.control)
     assert.include(status.peers.map((p: { id: string }) => p.id), peer.id)
-    assert.deepStrictEqual(status.services, [{ name: "DevPing", methods: ["Ping"] }])
+    // A dev node serves the dev ping, the content store's sync, the ledger and ephemeral messages.
+    const services = status.services.map((s: { name: string }) => s.name).sort()
+    assert.deepStrictEqual(services, ["DevPing", "Ephemeral", "Ledger", "StoreSync"])
+    assert.deepInclude(status.services, { name: "DevPing", methods: ["Ping"] })
     assert.isAbove(status.messages.sent, 0)
 
     assert.strictEqual(statusText.code, 0, statusText.stderr)
