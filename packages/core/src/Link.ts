@@ -33,6 +33,12 @@ export interface Session {
    * go ahead of queued bulk. Fails once the session is closed.
    */
   readonly send: (frame: Uint8Array, options?: SendOptions) => Effect.Effect<void, LinkError>
+  /**
+   * `send` as plain code, on raw links (LinkPlain, LinkSecure) whose send never waits: seals and hands
+   * the frame's cells to the transport now and returns the error `send` would fail with, if any. The
+   * stream layer sends every packet through it (no Effect per cell). Absent where sending may wait.
+   */
+  readonly unsafeSend?: (frame: Uint8Array) => LinkError | undefined
   /** Inbound frames; ends when the session closes. One consumer: `frames` or `receive`, not both. */
   readonly frames: Stream.Stream<Uint8Array>
   /**

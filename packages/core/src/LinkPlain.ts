@@ -222,16 +222,21 @@ const claimedPeer = (claimed: Uint8Array, publicKey: Uint8Array): NodeId.NodeId 
 // ---------------------------------------------------------------------------------------------------
 // Sending
 
+const unsafeSendFrame = (ctx: Ctx, to: Address, frame: Uint8Array): TransportError | undefined => {
+  ctx.frameId = (ctx.frameId + 1) >>> 0
+  // The secure link seals each cell here; LinkPlain sends them as cut.
+  const cells = fragment.cut(frame, ctx.frameId, ctx.settings.cellBytes)
+  for (const cell of cells) {
+    const error = ctx.endpoint.unsafeSend(to, cell)
+    if (error !== undefined) return error
+  }
+  return undefined
+}
+
 const sendFrame = (ctx: Ctx, to: Address, frame: Uint8Array): Effect.Effect<void, TransportError> =>
   Effect.suspend(() => {
-    ctx.frameId = (ctx.frameId + 1) >>> 0
-    // The secure link seals each cell here; LinkPlain sends them as cut.
-    const cells = fragment.cut(frame, ctx.frameId, ctx.settings.cellBytes)
-    for (const cell of cells) {
-      const error = ctx.endpoint.unsafeSend(to, cell)
-      if (error !== undefined) return Effect.fail(error)
-    }
-    return Effect.void
+    const error = unsafeSendFrame(ctx, to, frame)
+    return error === undefined ? Effect.void : Effect.fail(error)
   })
 
 /** Best effort: loss is the medium's right, and retries are timer-driven. */
@@ -256,6 +261,10 @@ const closeLocal = (ctx: Ctx, live: LiveState): void => Table.release(ctx, live)
 
 const sessionOf = (ctx: Ctx, live: LiveState): Session => {
   const { frameBytesMax } = ctx.settings
+  const unsafeSend = Table.sessionUnsafeSend(live, frameBytesMax, ctx.counters, (frame) => {
+    live.lastSentMs = ctx.now()
+    return unsafeSendFrame(ctx, live.info.remote, frameOf(Kind.Data, frame))
+  })
   return {
     peer: live.info.peer,
     remote: live.info.remote,
@@ -263,10 +272,8 @@ const sessionOf = (ctx: Ctx, live: LiveState): Session => {
     frameBytesMax,
     // One kind byte rides in front of the frame inside the cell.
     mtuBytes: fragment.payloadBytes(ctx.settings.cellBytes) - 1,
-    send: Table.sessionSend(live, frameBytesMax, ctx.counters, (frame) => {
-      live.lastSentMs = ctx.now()
-      return sendFrame(ctx, live.info.remote, frameOf(Kind.Data, frame))
-    }),
+    send: Table.sessionSend(unsafeSend),
+    unsafeSend,
     frames: Mailbox.toStream(live.inbox),
     receive: Inbound.receive(live),
     closed: Deferred.await(live.closedSignal),

@@ -286,13 +286,19 @@ const cutFrame = (ctx: Ctx, frame: Uint8Array): Array<Uint8Array> => {
 
 
 /** Hands cells to the transport as plain code; the first refusal stops the rest (they belong to one frame). */
-const sendCells = (ctx: Ctx, to: Address, cells: ReadonlyArray<Uint8Array>): Effect.Effect<void, TransportError> => {
+const unsafeSendCells = (ctx: Ctx, to: Address, cells: ReadonlyArray<Uint8Array>): TransportError | undefined => {
   for (const cell of cells) {
     const error = ctx.endpoint.unsafeSend(to, cell)
-    if (error !== undefined) return Effect.fail(error)
+    if (error !== undefined) return error
   }
-  return Effect.void
+  return undefined
 }
+
+const sendCells = (ctx: Ctx, to: Address, cells: ReadonlyArray<Uint8Array>): Effect.Effect<void, TransportError> =>
+  Effect.suspend(() => {
+    const error = unsafeSendCells(ctx, to, cells)
+    return error === undefined ? Effect.void : Effect.fail(error)
+  })
 
 const nextFrameId = (ctx: Ctx): number => (ctx.frameId = (ctx.frameId + 1) >>> 0)
 
@@ -311,6 +317,13 @@ const sendHandshake = (ctx: Ctx, to: Address, frame: Uint8Array): Effect.Effect<
   Effect.suspend(() => sendFlight(ctx, to, flightOf(ctx, frame)))
 
 /** A session frame, sealed now (so packet numbers follow call order) and sent. */
+const unsafeSendSealed = (ctx: Ctx, live: LiveState, frame: Uint8Array, keys: Keys = live.keys): TransportError | undefined => {
+  const inners = cutFrame(ctx, frame)
+  for (let i = 0; i < inners.length; i++) inners[i] = crypto.sealData(keys.sealer, inners[i]!)
+  live.lastSentMs = ctx.now()
+  return unsafeSendCells(ctx, live.info.remote, inners)
+}
+
 const sendSealed = (
   ctx: Ctx,
   live: LiveState,
@@ -318,10 +331,8 @@ const sendSealed = (
   keys: (live: LiveState) => Keys = (current) => current.keys
 ): Effect.Effect<void, TransportError> =>
   Effect.suspend(() => {
-    const sealer = keys(live).sealer
-    const cells = cutFrame(ctx, frame).map((inner) => crypto.sealData(sealer, inner))
-    live.lastSentMs = ctx.now()
-    return sendCells(ctx, live.info.remote, cells)
+    const error = unsafeSendSealed(ctx, live, frame, keys(live))
+    return error === undefined ? Effect.void : Effect.fail(error)
   })
 
 const sendSealedQuiet = (ctx: Ctx, live: LiveState, frame: Uint8Array): Effect.Effect<void> =>
@@ -397,6 +408,8 @@ const closeLocal = (ctx: Ctx, live: LiveState): void => Table.release(ctx, live,
 
 const sessionOf = (ctx: Ctx, live: LiveState): Session => {
   const { frameBytesMax } = ctx.settings
+  const unsafeSend = Table.sessionUnsafeSend(live, frameBytesMax, ctx.counters, (frame) =>
+    unsafeSendSealed(ctx, live, crypto.concat([Uint8Array.of(Kind.Data), frame])))
   return {
     peer: live.info.peer,
     remote: live.info.remote,
@@ -404,8 +417,8 @@ const sessionOf = (ctx: Ctx, live: LiveState): Session => {
     frameBytesMax,
     // One kind byte rides in front of the frame inside the cell.
     mtuBytes: fragment.payloadBytes(ctx.settings.innerBytes) - 1,
-    send: Table.sessionSend(live, frameBytesMax, ctx.counters, (frame) =>
-      sendSealed(ctx, live, crypto.concat([Uint8Array.of(Kind.Data), frame]))),
+    send: Table.sessionSend(unsafeSend),
+    unsafeSend,
     frames: Mailbox.toStream(live.inbox),
     receive: Inbound.receive(live),
     closed: Deferred.await(live.closedSignal),

@@ -19,6 +19,8 @@ export interface Path {
   readonly mtuBytes: number
   /** Sends one datagram, unreliably. Fails once the path is gone. */
   readonly send: (datagram: Uint8Array) => Effect.Effect<void, LinkError>
+  /** `send` as plain code, when the path can send without waiting (a raw link session): see `Session.unsafeSend`. */
+  readonly unsafeSend?: (datagram: Uint8Array) => LinkError | undefined
   /** Takes the path's inbound datagrams (one consumer); see `Receive`. A one-way path never delivers any. */
   readonly receive: Receive
 }
@@ -42,5 +44,6 @@ export const fromSession = (session: Session, mtuBytes: number): Path => {
   if (!Number.isInteger(mtuBytes) || mtuBytes <= 0 || mtuBytes > session.frameBytesMax) {
     throw new Error(`Path.fromSession: mtuBytes ${mtuBytes} is not in [1, ${session.frameBytesMax}]`)
   }
-  return { peer: session.peer, mtuBytes, send: session.send, receive: session.receive }
+  const path: Path = { peer: session.peer, mtuBytes, send: session.send, receive: session.receive }
+  return session.unsafeSend === undefined ? path : { ...path, unsafeSend: session.unsafeSend }
 }

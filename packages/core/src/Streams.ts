@@ -210,8 +210,12 @@ const senderLoop = (loops: Loops): Effect.Effect<void> =>
       const nowMs = clock.unsafeCurrentTimeMillis()
       const outgoing = machine.poll(nowMs)
       for (const packet of outgoing) {
-        const sent = yield* Effect.either((packet.path === 0 ? data : acks).send(packet.bytes))
-        if (sent._tag === "Left") return yield* loops.close(sent.left)
+        const path = packet.path === 0 ? data : acks
+        // Plain code where the path sends without waiting (a raw link session): no Effect per packet.
+        const error = path.unsafeSend === undefined
+          ? yield* Effect.match(path.send(packet.bytes), { onFailure: (e): LinkError | undefined => e, onSuccess: () => undefined })
+          : path.unsafeSend(packet.bytes)
+        if (error !== undefined) return yield* loops.close(error)
       }
       if (machine.closed) return
       const wakeMs = machine.nextWakeMs(nowMs)

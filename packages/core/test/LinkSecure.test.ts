@@ -289,15 +289,19 @@ describe("LinkSecure: sessions", () => {
       const b = yield* startNode(net, "fake:b", fakeIdentity(2))
       const [atA, atB] = yield* connect(a, b)
       assert.strictEqual((yield* Effect.flip(atA.send(new Uint8Array(atA.frameBytesMax + 1)))).reason, "FrameTooLarge")
+      // The plain-code send (the stream layer's per-packet path) applies the same guard.
+      assert.strictEqual(atA.unsafeSend!(new Uint8Array(atA.frameBytesMax + 1))?.reason, "FrameTooLarge")
       assert.strictEqual((yield* Effect.flip(a.link.dial("fake:a"))).reason, "SelfDial")
       const framesAtB = yield* Stream.runCollect(atB.frames).pipe(Effect.fork)
       yield* atA.send(bytes(5))
+      assert.isUndefined(atA.unsafeSend!(bytes(6)))
       yield* atA.close
       yield* atA.close
       yield* atA.closed
       assert.strictEqual((yield* Effect.flip(atA.send(bytes(1)))).reason, "Closed")
+      assert.strictEqual(atA.unsafeSend!(bytes(1))?.reason, "Closed")
       yield* atB.closed
-      assert.deepStrictEqual(Chunk.toReadonlyArray(yield* Fiber.join(framesAtB)), [bytes(5)])
+      assert.deepStrictEqual(Chunk.toReadonlyArray(yield* Fiber.join(framesAtB)), [bytes(5), bytes(6)])
       assert.deepStrictEqual([tables(a).sessions, tables(b).sessions], [0, 0])
       assert.deepStrictEqual([stats(a).sessionsClosed, stats(b).sessionsClosed], [1, 1])
     }))

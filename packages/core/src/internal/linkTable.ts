@@ -156,21 +156,26 @@ export const onChunk = (
 const transportFailure = (error: TransportError) => new LinkError({ reason: "Transport", detail: error.reason })
 
 /**
- * `Session.send` of a raw link: refuses a closed session or an oversized frame, counts the frame, and
- * hands it to the link's own sealing and sending (`send`).
+ * `Session.unsafeSend` of a raw link: refuses a closed session or an oversized frame, counts the frame,
+ * and hands it to the link's own sealing and sending (`send`, plain code).
  */
-export const sessionSend = (
+export const sessionUnsafeSend = (
   live: Held,
   frameBytesMax: number,
   counters: { framesSent: number },
-  send: (frame: Uint8Array) => Effect.Effect<void, TransportError>
+  send: (frame: Uint8Array) => TransportError | undefined
 ) =>
-(frame: Uint8Array): Effect.Effect<void, LinkError> =>
+(frame: Uint8Array): LinkError | undefined => {
+  if (!live.open) return new LinkError({ reason: "Closed" })
+  if (frame.length > frameBytesMax) return new LinkError({ reason: "FrameTooLarge", detail: `${frame.length} bytes > ${frameBytesMax}` })
+  counters.framesSent++
+  const error = send(frame)
+  return error === undefined ? undefined : transportFailure(error)
+}
+
+/** `Session.send` of a raw link: its `unsafeSend` as an effect. */
+export const sessionSend = (unsafeSend: (frame: Uint8Array) => LinkError | undefined) => (frame: Uint8Array): Effect.Effect<void, LinkError> =>
   Effect.suspend(() => {
-    if (!live.open) return Effect.fail(new LinkError({ reason: "Closed" }))
-    if (frame.length > frameBytesMax) {
-      return Effect.fail(new LinkError({ reason: "FrameTooLarge", detail: `${frame.length} bytes > ${frameBytesMax}` }))
-    }
-    counters.framesSent++
-    return Effect.mapError(send(frame), transportFailure)
+    const error = unsafeSend(frame)
+    return error === undefined ? Effect.void : Effect.fail(error)
   })
