@@ -19,3 +19,12 @@ export const equalBytes = (a: Uint8Array, b: Uint8Array): boolean => {
   for (let index = 0; index < a.length; index++) if (a[index] !== b[index]) return false
   return true
 }
+
+/**
+ * `length` uninitialised bytes from Node's buffer pool (no allocation of their own below 4 KiB), as a
+ * plain Uint8Array (so `slice` copies, as everywhere else). The caller writes every byte.
+ */
+export const pooled = (length: number): Uint8Array => {
+  const buffer = Buffer.allocUnsafe(length)
+  return new Uint8Array(buffer.buffer, buffer.byteOffset, length)
+}

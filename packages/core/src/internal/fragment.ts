@@ -16,6 +16,7 @@
  * Every cell but the last carries a full payload, so a frame has exactly one cutting and a
  * receiver can reject any other as inconsistent.
  */
+import { pooled } from "./bytes.js"
 
 /** Bytes of header at the start of every cell. */
 export const headerBytes = 10
@@ -35,7 +36,8 @@ export const cut = (frame: Uint8Array, frameId: number, cellBytes: number): Arra
   const cells: Array<Uint8Array> = []
   for (let index = 0; index < count; index++) {
     const payload = frame.subarray(index * room, Math.min(frame.length, (index + 1) * room))
-    const cell = new Uint8Array(cellBytes)
+    // Pooled and uninitialised, so every byte is written: header, payload, then zeros to the end.
+    const cell = pooled(cellBytes)
     cell[0] = frameId >>> 24
     cell[1] = frameId >>> 16
     cell[2] = frameId >>> 8
@@ -47,6 +49,7 @@ export const cut = (frame: Uint8Array, frameId: number, cellBytes: number): Arra
     cell[8] = payload.length >>> 8
     cell[9] = payload.length
     cell.set(payload, headerBytes)
+    cell.fill(0, headerBytes + payload.length)
     cells.push(cell)
   }
   return cells

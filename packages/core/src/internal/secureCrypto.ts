@@ -33,7 +33,7 @@ import type { Cipher, Decipher, KeyObject } from "node:crypto"
 import {
   createCipheriv, createDecipheriv, createHash, createPrivateKey, createPublicKey, diffieHellman, hkdfSync
 } from "node:crypto"
-import { concat, equalBytes } from "./bytes.js"
+import { concat, equalBytes, pooled } from "./bytes.js"
 
 /** Bytes of salt or protected header at the start of every cell. */
 export const headBytes = 16
@@ -100,7 +100,9 @@ export const openOnce = (keyAndIv: Uint8Array, sealed: Uint8Array): Uint8Array |
 const sealCell = (key: Uint8Array, nonce: Uint8Array, head: Uint8Array, inner: Uint8Array): Uint8Array => {
   const cipher = createCipheriv("aes-256-gcm", key, nonce)
   cipher.setAAD(head)
-  const cell = new Uint8Array(inner.length + overheadBytes)
+  // From Node's buffer pool (no allocation of its own): every byte is written below, and the cell lives
+  // only until the transport has sent it (or a handshake is over, for the few it repeats).
+  const cell = pooled(inner.length + overheadBytes)
   cell.set(head, 0)
   cell.set(cipher.update(inner), headBytes)
   cipher.final()
@@ -115,9 +117,10 @@ const openCell = (key: Uint8Array, nonce: Uint8Array, cell: Uint8Array): Uint8Ar
     const decipher = createDecipheriv("aes-256-gcm", key, nonce)
     decipher.setAAD(cell.subarray(0, headBytes))
     decipher.setAuthTag(cell.subarray(end))
-    const inner = new Uint8Array(decipher.update(cell.subarray(headBytes, end)))
+    const out = decipher.update(cell.subarray(headBytes, end))
     decipher.final()
-    return inner
+    // A plain Uint8Array over the fresh plaintext (no copy): callers get Uint8Array semantics (slice copies).
+    return new Uint8Array(out.buffer, out.byteOffset, out.length)
   } catch {
     return undefined
   }
