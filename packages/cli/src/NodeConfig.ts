@@ -91,12 +91,15 @@ export const LimitOverrides = Schema.Struct(limitFields).annotations({
 /**
  * Runs the ledger on the node: `genesis` is the genesis file (JSON), `authorityKey` the authority
  * account key file if this node produces blocks, `data` the lmdb directory of the chain and the
- * content store (default `<data dir>/ledger`). Relative paths are relative to the node's data directory.
+ * content store (default `<data dir>/ledger`), `autoClaim` whether an authority claims its block
+ * rewards on its own (default true; `false`: they wait for `weft token mint all`). Relative paths are
+ * relative to the node's data directory.
  */
 export const LedgerSection = Schema.Struct({
   genesis: Schema.String,
   authorityKey: Schema.optionalWith(Schema.String, { exact: true }),
-  data: Schema.optionalWith(Schema.String, { exact: true })
+  data: Schema.optionalWith(Schema.String, { exact: true }),
+  autoClaim: Schema.optionalWith(Schema.Boolean, { exact: true })
 }).annotations({ message: () => "must be an object like {\"genesis\": \"genesis.json\", \"authorityKey\": \"authority.json\"}" })
 
 /** The ledger section, paths resolved. */
@@ -104,6 +107,8 @@ export interface Ledger {
   readonly genesis: string
   readonly authorityKey?: string
   readonly data: string
+  /** Absent: true. */
+  readonly autoClaim?: boolean
 }
 
 /**
@@ -222,7 +227,8 @@ const oneListen = (endpoints: ReadonlyArray<Endpoint>): Effect.Effect<Endpoint, 
 const ledgerPaths = (section: typeof LedgerSection.Type, dataDir: string): Ledger => ({
   genesis: Path.resolve(dataDir, section.genesis),
   data: Path.resolve(dataDir, section.data ?? "ledger"),
-  ...(section.authorityKey === undefined ? {} : { authorityKey: Path.resolve(dataDir, section.authorityKey) })
+  ...(section.authorityKey === undefined ? {} : { authorityKey: Path.resolve(dataDir, section.authorityKey) }),
+  ...(section.autoClaim === undefined ? {} : { autoClaim: section.autoClaim })
 })
 
 /** Merges the config with `--listen` (replaces its transports) and `--connect` (added to its list). */

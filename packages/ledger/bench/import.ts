@@ -2,7 +2,7 @@
  * Cases of the ledger benchmarks (`ledger.ts`): block import into the lmdb store.
  *
  * - `ledger import`: `LedgerStore.importBlock` of blocks of `perBlock` signed transfers (validation
- *   with one ML-DSA-65 verify each, state diff, explorer entries, block, undo record: one durable lmdb
+ *   with one ML-DSA-65 verify each, state diff, the priors the explorer folds it against once final, block, undo record: one durable lmdb
  *   transaction) against raw lmdb `putSync` of the same block bytes under the block id.
  * - `ledger import vs fold`: the same imports against the pure fold (`State.applyBlock`, then
  *   `State.reward`) of the same blocks in memory: what the store adds to validation.

@@ -1,23 +1,28 @@
 /**
  * The explorer index: per account its balances and its history, as a deterministic fold over the
- * imported (finalized) blocks. `LedgerStore.importBlock` writes a block's entries in the block's own
- * transaction, so the index is never behind or ahead of the chain, even across a crash. `reindex`
- * drops the index and folds every stored block again from the steps stored with it (each
- * transaction's validated diff: no signature is checked twice), and produces the same bytes, so the
- * same `digest` (each step reads only the state before it, which a reindex replays in memory).
+ * FINALIZED blocks only, so it shows finalized state (the head's state, which `weft token balance`
+ * reads, may be ahead of it). The index stands at an indexed block: `advance(finalized)` (which
+ * `LedgerNode` calls whenever finality moves) folds the stored blocks above it up to the finalized
+ * one, in one transaction; imports and rollbacks never touch it, so it never holds a block a reorg
+ * could remove. Each block is folded from the steps stored with it (each transaction's validated
+ * diff) against the prior recorded at import (what the fold reads of the state before each step).
+ * `reindex` drops the index and folds the stored blocks up to the indexed one again, replaying the
+ * state in memory instead of reading priors (no signature is checked twice), and produces the same
+ * bytes, so the same `digest`.
  *
  * A history entry is one per account per step that moved its value or that it signed: the genesis
  * (index 0 of height 0), each transaction (its index in the block) and the block reward (index
  * `txs.length`). `delta` is the change of spendable + incoming + unclaimed.
  */
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, type Option } from "effect"
 import type * as Amount from "./Amount.js"
 import type * as Id from "./Id.js"
+import type { LedgerError } from "./LedgerError.js"
 import * as LedgerLimits from "./LedgerLimits.js"
-import { LedgerStore } from "./LedgerStore.js"
+import * as LedgerStore from "./LedgerStore.js"
 import type * as Transaction from "./Transaction.js"
 import { encodeState, snapshot } from "./internal/storeCodec.js"
-import { readHead, tablesOf } from "./internal/storeCore.js"
+import { readHead, readIndexed, tablesOf } from "./internal/storeCore.js"
 import * as index from "./internal/storeExplorer.js"
 import { hex, type Tables } from "./internal/storeTables.js"
 
@@ -60,6 +65,9 @@ export interface Page {
   readonly next?: Cursor
 }
 
+/** The block the index stands at (the last one it folded). */
+export type Indexed = LedgerStore.Head
+
 /** What a reindex did: the blocks it folded (the genesis included) and the digest of the index it wrote. */
 export interface Reindexed {
   readonly blocks: number
@@ -73,9 +81,14 @@ export interface Service {
   readonly balance: (account: Id.Id) => Effect.Effect<Balance>
   /** Entries from `from` (default: the first), at most `limit`, itself at most `historyEntriesMax`; none for a cursor out of range or a string that is no id. */
   readonly history: (account: Id.Id, options: { readonly from?: Cursor; readonly limit: number }) => Effect.Effect<Page>
+  /** The last block the index folded (the genesis at first), once a genesis is written. */
+  readonly indexed: Effect.Effect<Option.Option<Indexed>>
+  /** Folds the stored blocks up to `finalized` (`LedgerStore.Service.advanceIndex`): the new indexed block. */
+  readonly advance: (finalized: Indexed) => Effect.Effect<Indexed, LedgerError>
   /**
-   * Drops the index and folds every stored block again (from the steps stored with each block), in one
-   * transaction, checking that the replay reaches the stored state. For `weft ledger reindex`.
+   * Drops the index and folds the stored blocks up to the indexed one again (from the steps stored
+   * with each block), in one transaction, checking that replaying every stored block reaches the
+   * stored state. For `weft ledger reindex`.
    */
   readonly reindex: Effect.Effect<Reindexed>
   /** SHA-256 of the index bytes as they are (no rebuild): what two stores of the same chain agree on. */
@@ -118,9 +131,10 @@ const reindex = (tables: Tables): Reindexed =>
   tables.transaction(() => {
     const head = readHead(tables)
     if (head === undefined) return { blocks: 0, digest: index.digest(tables) }
-    const replayed = index.rebuild(tables, head.height)
+    const indexed = readIndexed(tables)?.height ?? 0
+    const replayed = index.rebuild(tables, head.height, indexed)
     if (!Buffer.from(encodeState(replayed)).equals(encodeState(snapshot(tables)))) throw new Error("explorer: the stored diffs do not replay to the stored state")
-    return { blocks: head.height + 1, digest: index.digest(tables) }
+    return { blocks: indexed + 1, digest: index.digest(tables) }
   })
 
 const dump = (tables: Tables) =>
@@ -129,12 +143,15 @@ const dump = (tables: Tables) =>
 const clamp = (limit: number, max: number) => (Number.isSafeInteger(limit) ? Math.min(Math.max(limit, 0), max) : 0)
 
 /** The index of the store in context (same environment, same transactions). */
-export const layer: Layer.Layer<Explorer, never, LedgerStore | LedgerLimits.LedgerLimits> = Layer.effect(
+export const layer: Layer.Layer<Explorer, never, LedgerStore.LedgerStore | LedgerLimits.LedgerLimits> = Layer.effect(
   Explorer,
   Effect.gen(function*() {
-    const tables = tablesOf(yield* LedgerStore)
+    const store = yield* LedgerStore.LedgerStore
+    const tables = tablesOf(store)
     const limits = yield* LedgerLimits.LedgerLimits
     return {
+      indexed: store.indexed,
+      advance: store.advanceIndex,
       balance: (account) => Effect.sync(() => (validAccount(account) ? index.balance(tables, account) : index.zeroBalance)),
       history: (account, options) => Effect.sync(() => history(tables, account, options.from, clamp(options.limit, limits.historyEntriesMax))),
       reindex: Effect.sync(() => reindex(tables)),

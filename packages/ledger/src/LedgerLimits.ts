@@ -45,6 +45,8 @@ export interface Values {
   readonly includedTransactionsMax: number
   /** Unrevealed mutual-transfer offers a node holds for their receivers; past it the oldest is dropped (a local bound). */
   readonly mutualOffersMax: number
+  /** Blocks between two checks of an authority node for rewards to claim automatically (`LedgerNode.Options.autoClaim`; a local bound). */
+  readonly autoClaimIntervalBlocks: number
 }
 
 /** The defaults: room for two ML-DSA-65 public keys and signatures (a mutual transfer) and 16 inputs. */
@@ -66,7 +68,8 @@ export const defaults: Values = {
   catchUpQueueMax: 16,
   knownBlocksMax: 16_384,
   includedTransactionsMax: 65_536,
-  mutualOffersMax: 1024
+  mutualOffersMax: 1024,
+  autoClaimIntervalBlocks: 4
 }
 
 /** The ledger's limits as a service. */

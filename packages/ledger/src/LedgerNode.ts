@@ -11,6 +11,8 @@
  *   unknown, or a head above ours, starts a catch-up from the peer that sent it: walk back through
  *   `StoreSync`, at most `catchUpFetchBlocksMax` fetches per round, then import forward.
  * - Consensus keeps its tree in memory: on start the stored chain is replayed into it.
+ * - An authority node claims its block rewards on its own (`autoClaim`, on by default).
+ * - The explorer index (`Explorer`) follows finality: after each import it folds up to the finalized block.
  * - Every hostile input ends as a typed `LedgerError` and a counter (`stats`), never a crash.
  *
  * ```ts
@@ -32,6 +34,7 @@ import * as Mempool from "./Mempool.js"
 import type * as Params from "./Params.js"
 import type * as State from "./State.js"
 import * as Transaction from "./Transaction.js"
+import * as Wallet from "./Wallet.js"
 import * as NodeChain from "./internal/nodeChain.js"
 import * as NodeCatchUp from "./internal/nodeCatchUp.js"
 import * as NodeGenesis from "./internal/nodeGenesis.js"
@@ -49,6 +52,13 @@ export interface Options {
   readonly authority?: Account.Account | undefined
   /** How often the head is announced on gossip (default: the block time). */
   readonly announceInterval?: Duration.DurationInput | undefined
+  /**
+   * With an authority: claim its accrued block rewards on its own, merged into its largest coin, so
+   * they never pile up unclaimed (default true). Checked after an import at most once per
+   * `autoClaimIntervalBlocks` blocks, and only while the mempool holds no Mint of the authority (its own or a manual one).
+   * `false` leaves them unclaimed until a Mint transaction (`weft token mint all`).
+   */
+  readonly autoClaim?: boolean | undefined
 }
 
 /** What a node counts. */
@@ -219,6 +229,39 @@ const catchUpWorker = (setup: Setup, queue: Queue.Queue<Request>) =>
       Effect.catchAll((error) => Effect.logDebug(`ledger: catch-up from ${request.peer.slice(0, 10)} failed: ${error.reason} ${error.detail ?? ""}`))
     )))
 
+/** Whether the mempool holds a Mint of the account (ours, or one its owner sent with `weft token mint all`). */
+const claimWaiting = (pool: Mempool.Mempool, account: Id.Id): boolean => {
+  const queue = pool.byAccount.get(account)
+  if (queue === undefined) return false
+  for (const item of queue.values()) if (item.tx.body._tag === "Mint") return true
+  return false
+}
+
+/** One check for rewards to claim: signs and submits a Mint of all of them when some accrued and no claim of the account waits. */
+const claimOnce = (setup: Setup, authority: Account.Account, claims: { lastHeight: number }, height: number) =>
+  Effect.gen(function*() {
+    const { runtime } = setup.chain
+    if (height < claims.lastHeight + runtime.limits.autoClaimIntervalBlocks) return
+    if (claimWaiting(runtime.pool, authority.id)) return
+    const planned = Wallet.planClaim(runtime.headState, authority.id, runtime.genesis.params)
+    if (Either.isLeft(planned)) return
+    claims.lastHeight = height
+    const signed = Either.flatMap(Transaction.sign({ ...planned.right, nonce: Runtime.nextNonce(runtime, authority.id) }, authority), (tx) => Transaction.encode(tx))
+    if (Either.isLeft(signed)) return yield* Effect.logWarning(`ledger: cannot sign a reward claim: ${signed.left.reason}`)
+    yield* submit(setup)(signed.right)
+    runtime.counters.claimsSubmitted++
+  }).pipe(Effect.catchAll((error) => Effect.logDebug(`ledger: the automatic reward claim was refused: ${error.reason} ${error.detail ?? ""}`)))
+
+/** Claims the authority's rewards as heads arrive (the latest head only: a slow check skips the ones in between). */
+const autoClaimer = (setup: Setup, authority: Account.Account) =>
+  Effect.gen(function*() {
+    const heads = yield* Queue.sliding<number>(1)
+    setup.chain.runtime.onHead = (height) => void Queue.unsafeOffer(heads, height)
+    yield* Effect.addFinalizer(() => Effect.sync(() => void (setup.chain.runtime.onHead = undefined)))
+    const claims = { lastHeight: Number.NEGATIVE_INFINITY }
+    yield* Effect.forkScoped(Effect.forever(Effect.flatMap(Queue.take(heads), (height) => claimOnce(setup, authority, claims, height))))
+  })
+
 /** Subscribes, installs the validators and starts the node's fibers, for the life of the scope. */
 const run = (setup: Setup, options: Options): Effect.Effect<void, never, Scope.Scope> =>
   Effect.gen(function*() {
@@ -247,6 +290,7 @@ const run = (setup: Setup, options: Options): Effect.Effect<void, never, Scope.S
     const interval = Duration.decode(options.announceInterval ?? Duration.millis(chain.runtime.genesis.params.blockTimeMs))
     yield* Effect.forkScoped(announcer(setup, interval))
     if (options.authority !== undefined) yield* Effect.forkScoped(producer(setup, options.authority))
+    if (options.authority !== undefined && options.autoClaim !== false) yield* autoClaimer(setup, options.authority)
   })
 
 const submit = (setup: Setup) => (bytes: Uint8Array): Effect.Effect<Id.Id, LedgerError> =>

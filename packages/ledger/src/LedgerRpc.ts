@@ -5,6 +5,10 @@
  * The node never holds a user's key: tools read what they need (`Account`: nonce and coins), build
  * and sign transactions themselves, and `Submit` the signed bytes. Amounts cross as decimal strings of
  * base units (`Schema.BigInt`), so they survive any serialization exactly.
+ *
+ * Two views of value: `Account` reads the head's state (what the next block builds on; `weft token
+ * balance` and `coins`), `History` reads the explorer index, which holds finalized blocks only (every
+ * entry is final; a transaction in a block that is not final yet appears once its block is).
  */
 import { Rpc, RpcGroup } from "@effect/rpc"
 import { NodeRpc } from "@weft/core"
@@ -65,7 +69,7 @@ export const TxStatus = Schema.Struct({
   finalized: Schema.Boolean
 })
 
-/** One history entry (`Explorer.Entry`), `final` when its block is finalized. */
+/** One history entry (`Explorer.Entry`); `final` is always true (the explorer folds finalized blocks only), kept for tools that read it. */
 export const HistoryEntry = Schema.Struct({
   height: Schema.Number,
   index: Schema.Number,

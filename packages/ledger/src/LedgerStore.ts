@@ -4,8 +4,13 @@
  * the explorer index, in one lmdb environment (or in memory). It implements `State.Reader`, so the
  * mempool and consensus validate against it with the pure ledger's own rules.
  *
- * Crash safety: `importBlock` is one lmdb transaction (`transactionSync`: state diff, explorer
- * entries, block bytes, height, head, undo record), committed when it returns; a rejected block, or a
+ * The state follows the head (imports and rollbacks); the explorer index follows finality: it folds
+ * the stored blocks up to a finalized one (`advanceIndex`), never rolls back, and a rollback below
+ * it is refused (`Stale`), since a finalized block never leaves the chain.
+ *
+ * Crash safety: `importBlock` is one lmdb transaction (`transactionSync`: state diff, the prior the
+ * explorer will fold the block against, block bytes, height, head, undo record), and `advanceIndex`
+ * is another, each committed when it returns; a rejected block, or a
  * process killed midway, leaves the store as it was after the previous block (a test SIGKILLs a real
  * importer to check it). lmdb flushes commits to disk just after they return (its default
  * `overlappingSync`), so a power loss may lose the last blocks imported, but never leaves part of one.
@@ -16,6 +21,7 @@
  * const store = yield* LedgerStore.LedgerStore          // LedgerStore.layerLmdb(dir) or layerMemory, with LedgerLimits.layer()
  * yield* store.initGenesis(params, allocations)         // once; the same genesis again is a no-op
  * const head = yield* store.importBlock(block, params)  // all or nothing
+ * yield* store.advanceIndex(finalized)                  // the explorer folds up to the finalized block
  * ```
  */
 import { Context, Effect, Either, Layer, Option } from "effect"
@@ -93,8 +99,20 @@ export interface Service {
   readonly block: (id: Uint8Array) => Effect.Effect<Option.Option<StoredBlock>>
   /** The whole current state as a value (one pass over the state tables). */
   readonly stateSnapshot: Effect.Effect<State.State>
-  /** Undoes the blocks above `height` in one transaction: Stale past the last `undoBlocksMax`, Malformed above the head. */
+  /**
+   * Undoes the blocks above `height` in one transaction: Stale past the last `undoBlocksMax` or below
+   * the indexed (finalized) block, Malformed above the head. The explorer index is never touched.
+   */
   readonly rollbackTo: (height: number) => Effect.Effect<Head, LedgerError>
+  /** The last block the explorer index folded (the genesis at first), once a genesis is written. */
+  readonly indexed: Effect.Effect<Option.Option<Head>>
+  /**
+   * Folds the stored blocks above the indexed one up to `finalized` (a block of the stored chain the
+   * caller knows final) into the explorer index in one transaction; returns the new indexed block.
+   * At or below the indexed height it does nothing. Refused, with nothing written: UnknownParent (no
+   * genesis), Malformed (a height not in 0 … head), Stale (not the block stored at its height).
+   */
+  readonly advanceIndex: (finalized: Head) => Effect.Effect<Head, LedgerError>
 }
 
 /** The ledger store. */
@@ -118,7 +136,9 @@ const service = (tables: backend.Tables, limits: LedgerLimits.Values): Service =
     blockAt: (height) => Effect.sync(() => core.blockAt(tables, height)),
     block: (id) => Effect.sync(() => core.blockById(tables, id)),
     stateSnapshot: Effect.sync(() => codec.snapshot(tables)),
-    rollbackTo: (height) => fromEither(() => core.rollbackTo(tables, height))
+    rollbackTo: (height) => fromEither(() => core.rollbackTo(tables, height)),
+    indexed: Effect.sync(() => Option.fromNullable(core.readIndexed(tables))),
+    advanceIndex: (finalized) => fromEither(() => core.advanceIndex(tables, finalized))
   }, tables)
 
 const make = (open: () => backend.Tables) =>

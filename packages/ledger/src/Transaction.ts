@@ -32,6 +32,7 @@ import * as Amount from "./Amount.js"
 import * as Id from "./Id.js"
 import { LedgerError, make as fail } from "./LedgerError.js"
 import * as LedgerLimits from "./LedgerLimits.js"
+import { concat } from "./internal/bytes.js"
 
 /** Length of an ML-KEM-768 public (encapsulation) key. */
 export const kemPublicKeyBytes = 1184
@@ -123,16 +124,6 @@ export const id = (body: Body): Either.Either<Id.Id, LedgerError> => Either.map(
 const label = (text: string) => new TextEncoder().encode(text)
 const txLabel = label("weft/ledger/tx/v1")
 const revealLabel = label("weft/ledger/reveal/v1")
-
-const concat = (...parts: ReadonlyArray<Uint8Array>): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((length, part) => length + part.length, 0))
-  let at = 0
-  for (const part of parts) {
-    out.set(part, at)
-    at += part.length
-  }
-  return out
-}
 
 /** What the signer signs: the domain label and the id. */
 export const signingMessage = (txId: Id.Id): Uint8Array => concat(txLabel, Id.toBytes(txId))

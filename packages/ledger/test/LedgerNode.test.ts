@@ -8,12 +8,14 @@ import * as Path from "node:path"
 import * as Account from "../src/Account.js"
 import * as Block from "../src/Block.js"
 import * as Consensus from "../src/Consensus.js"
+import * as Explorer from "../src/Explorer.js"
 import * as Id from "../src/Id.js"
 import * as LedgerLimits from "../src/LedgerLimits.js"
 import * as LedgerNode from "../src/LedgerNode.js"
 import * as LedgerRpc from "../src/LedgerRpc.js"
 import * as LedgerStore from "../src/LedgerStore.js"
 import * as Params from "../src/Params.js"
+import * as State from "../src/State.js"
 import * as Transaction from "../src/Transaction.js"
 import * as Wallet from "../src/Wallet.js"
 import { encodeObject, topics } from "../src/internal/nodeWire.js"
@@ -49,9 +51,9 @@ interface Member {
   readonly address: string
 }
 
-const ledgerLayer = (genesis: Block.Genesis, authority: Account.Account | undefined) =>
+const ledgerLayer = (genesis: Block.Genesis, authority: Account.Account | undefined, autoClaim?: boolean) =>
   LedgerRpc.layerWithExplorer.pipe(
-    Layer.provideMerge(LedgerNode.layer({ genesis, authority })),
+    Layer.provideMerge(LedgerNode.layer({ genesis, authority, autoClaim })),
     Layer.provideMerge(Layer.mergeAll(Consensus.layer({ genesis }), LedgerStore.layerMemory, StoreSync.layer.pipe(Layer.provideMerge(Store.layerMemory)))),
     Layer.provideMerge(LedgerLimits.layer())
   )
@@ -59,10 +61,10 @@ const ledgerLayer = (genesis: Block.Genesis, authority: Account.Account | undefi
 const plainNode = (dir: string, network: TransportMemory.MemoryNetwork, psk: Uint8Array, name: string) =>
   Layer.build(Node.layer({ dataDir: Path.join(dir, name), transport: TransportMemory.layer(network), network: { psk }, control: false }))
 
-const member = (dir: string, network: TransportMemory.MemoryNetwork, psk: Uint8Array, name: string, genesis: Block.Genesis, authority?: Account.Account) =>
+const member = (dir: string, network: TransportMemory.MemoryNetwork, psk: Uint8Array, name: string, genesis: Block.Genesis, authority?: Account.Account, autoClaim?: boolean) =>
   Effect.gen(function*() {
     const base = yield* plainNode(dir, network, psk, name)
-    const context = yield* Layer.build(ledgerLayer(genesis, authority)).pipe(Effect.provide(base))
+    const context = yield* Layer.build(ledgerLayer(genesis, authority, autoClaim)).pipe(Effect.provide(base))
     const full = Context.merge(base, context) as Context.Context<Services>
     const node = Context.get(full, Node.Node)
     const address = (yield* node.status).transports[0]!.address
@@ -72,13 +74,13 @@ const member = (dir: string, network: TransportMemory.MemoryNetwork, psk: Uint8A
 const connect = (from: { readonly context: Context.Context<Node.Node> }, to: { readonly address: string }) =>
   Context.get(from.context, Node.Node).connect(to.address)
 
-const network = (count: number, genesis: Block.Genesis) =>
+const network = (count: number, genesis: Block.Genesis, autoClaim?: boolean) =>
   Effect.gen(function*() {
     const dir = yield* tempDir
     const memory = yield* TransportMemory.makeNetwork()
     const psk = new Uint8Array(randomBytes(32))
     const members: Array<Member> = []
-    for (let index = 0; index < count; index++) members.push(yield* member(dir, memory, psk, `n${index}`, genesis, authorities[index]))
+    for (let index = 0; index < count; index++) members.push(yield* member(dir, memory, psk, `n${index}`, genesis, authorities[index], autoClaim))
     for (const [index, from] of members.entries()) for (const to of members.slice(0, index)) yield* connect(from, to)
     return { dir, memory, psk, members }
   })
@@ -104,6 +106,18 @@ const transfer = (ledger: LedgerNode.Service, from: Account.Account, to: Account
 
 const storeBytes = (m: Member) =>
   Effect.map(Context.get(m.context, LedgerStore.LedgerStore).stateSnapshot, (state) => Buffer.from(LedgerStore.encodeState(state)).toString("hex"))
+
+/** The explorer over a member's ledger store. */
+const explorerOf = <A>(m: Member, use: (explorer: Explorer.Service) => Effect.Effect<A>) =>
+  Effect.flatMap(Explorer.Explorer, use).pipe(
+    Effect.provide(Explorer.layer),
+    Effect.provide(m.context as Context.Context<Services | LedgerLimits.LedgerLimits>)
+  )
+
+const rewardsOf = (state: State.State, account: Account.Account) => ({
+  coins: Wallet.coins(state, account.id),
+  unclaimed: State.reader(state).unclaimed(account.id)
+})
 
 const headOf = (m: Member) => Context.get(m.context, LedgerStore.LedgerStore).head.pipe(Effect.map(Option.map((h) => Buffer.from(h.id).toString("hex"))))
 
@@ -142,7 +156,65 @@ describe("LedgerNode", () => {
         (all) => all.every((stats) => stats.blocksProduced > 0)
       ))
       yield* eventually("blocks become final with all three authorities up", Effect.map(members[2]!.ledger.finalized, (f) => f.height > 0))
+      // The explorer folds finalized blocks only: it stands at the finalized block, with its balances.
+      const node = members[2]!
+      yield* eventually("the explorer index reaches a finalized block above the genesis, with the finalized balances", Effect.gen(function*() {
+        const finalized = yield* node.ledger.finalized
+        const indexed = yield* explorerOf(node, (explorer) => explorer.indexed)
+        if (finalized.height === 0 || Option.getOrThrow(indexed).height !== finalized.height) return false
+        assert.deepStrictEqual(Option.getOrThrow(indexed).id, Id.toBytes(finalized.id))
+        for (const account of [user, friend, ...authorities]) {
+          const balance = yield* explorerOf(node, (explorer) => explorer.balance(account.id))
+          const expected = Wallet.balance(finalized.state, account.id)
+          assert.deepStrictEqual({ ...balance }, { spendable: expected.spendable, incoming: expected.incoming, unclaimed: expected.unclaimed }, "explorer balance = finalized state")
+        }
+        return true
+      }))
+      const head = yield* node.ledger.head
+      const indexed = Option.getOrThrow(yield* explorerOf(node, (explorer) => explorer.indexed))
+      assert.isAtMost(indexed.height, head.height)
+      const digest = yield* explorerOf(node, (explorer) => explorer.digest)
+      const reindexed = yield* explorerOf(node, (explorer) => explorer.reindex)
+      assert.isAtLeast(reindexed.blocks, indexed.height + 1, "the reindex folds up to the indexed block")
+      if (reindexed.blocks === indexed.height + 1) assert.deepStrictEqual(reindexed.digest, digest, "a reindex on a running node gives the same bytes")
+      const store = Context.get(node.context, LedgerStore.LedgerStore)
+      const finalIndexed = Option.getOrThrow(yield* store.indexed).height
+      assert.isAtLeast(finalIndexed, 1)
+      const refused = yield* Effect.either(store.rollbackTo(finalIndexed - 1))
+      assert.isTrue(Either.isLeft(refused) && refused.left.reason === "Stale", "no rollback below the finalized index")
     }), { timeout: 60_000 })
+
+  it.scopedLive("an authority claims its rewards on its own, merged into one coin; with autoClaim off they wait for a Mint", () =>
+    Effect.gen(function*() {
+      const genesis = makeGenesis()
+      const auto = yield* network(3, genesis)
+      const producer = auto.members[0]!
+      // Each claim merges into the coin of the one before: rewards of several claims, still one coin.
+      yield* eventually("two automatic claims included, the rewards of both in one coin", Effect.gen(function*() {
+        const stats = yield* producer.ledger.stats
+        const held = rewardsOf(yield* producer.ledger.state, authorities[0]!)
+        return stats.claimsSubmitted >= 2 && held.coins.length === 1 && held.coins[0]!.coin.amount > genesis.params.initialRewardUnits
+      }), "40 seconds")
+      const held = rewardsOf(yield* producer.ledger.state, authorities[0]!)
+      assert.strictEqual(held.coins.length, 1)
+
+      const manual = yield* network(3, { ...genesis, params: { ...genesis.params, chainId: "weft-node-test-manual" } }, false)
+      const owner = manual.members[1]!
+      yield* eventually("rewards accrue unclaimed", Effect.map(owner.ledger.state, (state) => rewardsOf(state, authorities[1]!).unclaimed > 0n))
+      const before = (yield* owner.ledger.head).height
+      yield* eventually("several more blocks", Effect.map(owner.ledger.head, (head) => head.height >= before + 2 * 4 + 2))
+      const waiting = rewardsOf(yield* owner.ledger.state, authorities[1]!)
+      assert.strictEqual(waiting.coins.length, 0, "nothing claimed without a Mint")
+      assert.isTrue(waiting.unclaimed > genesis.params.initialRewardUnits)
+      assert.strictEqual((yield* owner.ledger.stats).claimsSubmitted, 0)
+      const body = Either.getOrThrow(Wallet.planClaim(yield* owner.ledger.state, authorities[1]!.id, owner.ledger.params))
+      const mint = Either.getOrThrow(Transaction.sign({ ...body, nonce: yield* owner.ledger.nextNonce(authorities[1]!.id) }, authorities[1]!))
+      const id = yield* owner.ledger.submit(Either.getOrThrow(Transaction.encode(mint)))
+      yield* eventually("the Mint is included", Effect.map(owner.ledger.included(id), Option.isSome))
+      const claimed = rewardsOf(yield* owner.ledger.state, authorities[1]!)
+      assert.strictEqual(claimed.coins.length, 1)
+      assert.isTrue(claimed.coins[0]!.coin.amount >= waiting.unclaimed, "one coin with every reward accrued until the Mint")
+    }), { timeout: 90_000 })
 
   it.scopedLive("a late joiner catches up through store sync to the same head and byte-identical state", () =>
     Effect.gen(function*() {

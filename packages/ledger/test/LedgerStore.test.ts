@@ -47,6 +47,17 @@ const importAll = (blocks: Chain["blocks"]) =>
     for (const block of blocks) yield* store.importBlock(block, params)
   })
 
+/** Marks the stored block at `height` final: the explorer folds up to it. */
+const finalizeTo = (height: number) =>
+  Effect.gen(function*() {
+    const store = yield* LedgerStore.LedgerStore
+    const block = Option.getOrThrow(yield* store.blockAt(height))
+    return yield* store.advanceIndex({ height, id: block.id })
+  })
+
+/** Imports the blocks and finalizes all of them. */
+const importFinal = (blocks: Chain["blocks"]) => Effect.zipRight(importAll(blocks), finalizeTo(blocks.length))
+
 /** An account's whole history, page by page (each page at most `limit` entries). */
 const fullHistory = (explorer: Explorer.Service, account: Id.Id, limit: number) =>
   Effect.gen(function*() {
@@ -175,6 +186,61 @@ for (const backend of backends) {
         assert.strictEqual((yield* failure(store.importBlock(blocks[2]!, other)))?.reason, "BadParams")
       })))
 
+    it.effect("the index folds finalized blocks only: imports leave it alone, advanceIndex folds in steps or at once to the same bytes, and refuses what is not the stored chain", () =>
+      withStore(backend, Effect.gen(function*() {
+        const { blocks } = chain()
+        const store = yield* LedgerStore.LedgerStore
+        const explorer = yield* Explorer.Explorer
+        assert.strictEqual((yield* failure(store.advanceIndex({ height: 0, id: genesisId })))?.reason, "UnknownParent")
+        assert.isTrue(Option.isNone(yield* explorer.indexed))
+        yield* importAll([])
+        const genesisOnly = yield* explorer.dump
+        assert.isAbove(genesisOnly.length, 0, "the genesis is final at once")
+        yield* importAll(blocks)
+        assert.deepStrictEqual(yield* explorer.dump, genesisOnly, "imports do not touch the index")
+        assert.strictEqual(Option.getOrThrow(yield* explorer.indexed).height, 0)
+        assert.deepStrictEqual(yield* explorer.reindex, { blocks: 1, digest: yield* explorer.digest }, "a reindex folds up to the indexed block only")
+        assert.deepStrictEqual(yield* explorer.dump, genesisOnly)
+        const before = yield* picture
+        assert.strictEqual((yield* failure(store.advanceIndex({ height: blocks.length + 1, id: blocks[0]!.id })))?.reason, "Malformed", "above the head")
+        assert.strictEqual((yield* failure(store.advanceIndex({ height: -1, id: blocks[0]!.id })))?.reason, "Malformed")
+        assert.strictEqual((yield* failure(store.advanceIndex({ height: 4, id: blocks[2]!.id })))?.reason, "Stale", "not the block stored at that height")
+        assert.strictEqual((yield* failure(store.advanceIndex({ height: 4, id: new Uint8Array(5) })))?.reason, "Stale")
+        assert.deepStrictEqual(yield* picture, before, "a refused advance writes nothing")
+        for (const height of [3, 3, 2, 7, blocks.length]) {
+          const indexed = yield* explorer.advance({ height, id: Option.getOrThrow(yield* store.blockAt(height)).id })
+          assert.strictEqual(indexed.height, Math.max(height, 3), "at or below the indexed block, nothing moves")
+        }
+        const stepwise = yield* explorer.dump
+        const reindexed = yield* explorer.reindex
+        assert.strictEqual(reindexed.blocks, blocks.length + 1)
+        assert.deepStrictEqual(yield* explorer.dump, stepwise, "a reindex gives the bytes the stepwise fold wrote")
+        assert.strictEqual(tablesOf(store).range("priors").length, 0, "folded blocks keep no priors")
+        const onePass = yield* withStore(backend, Effect.zipRight(importFinal(blocks), Effect.flatMap(Explorer.Explorer, (other) => other.dump)))
+        assert.deepStrictEqual(onePass, stepwise, "one advance over the whole chain gives the same bytes as several")
+      })))
+
+    it.effect("rollbackTo never touches the index and refuses to go below the indexed (finalized) block", () =>
+      withStore(backend, Effect.gen(function*() {
+        const { blocks, states } = chain()
+        const store = yield* LedgerStore.LedgerStore
+        const explorer = yield* Explorer.Explorer
+        yield* importAll(blocks.slice(0, 8))
+        yield* finalizeTo(5)
+        const index = yield* explorer.dump
+        const refused = yield* failure(store.rollbackTo(4))
+        assert.strictEqual(refused?.reason, "Stale")
+        assert.strictEqual(Option.getOrThrow(yield* store.head).height, 8)
+        assert.strictEqual((yield* store.rollbackTo(5)).height, 5, "down to the indexed block is allowed")
+        assert.strictEqual(bytesOf(yield* store.stateSnapshot), bytesOf(states[5]!))
+        assert.deepStrictEqual(yield* explorer.dump, index, "the rollback left the index as it was")
+        for (const block of blocks.slice(5)) yield* store.importBlock(block, params)
+        yield* finalizeTo(blocks.length)
+        const folded = yield* explorer.dump
+        const fresh = yield* withStore(backend, Effect.zipRight(importFinal(blocks), Effect.flatMap(Explorer.Explorer, (other) => other.dump)))
+        assert.deepStrictEqual(folded, fresh, "re-imported blocks fold from the priors of their new import")
+      })))
+
     it.effect("rollbackTo restores state, chain and index exactly; deeper than undoBlocksMax is Stale", () =>
       withStore(backend, Effect.gen(function*() {
         const { blocks, states } = chain()
@@ -204,7 +270,7 @@ for (const backend of backends) {
         const { blocks } = chain()
         const explorer = yield* Explorer.Explorer
         assert.deepStrictEqual(yield* explorer.reindex, { blocks: 0, digest: yield* explorer.digest }, "nothing to fold before a genesis")
-        yield* importAll(blocks)
+        yield* importFinal(blocks)
         const sound = { digest: yield* explorer.digest, dump: yield* explorer.dump }
         const tables = tablesOf(yield* LedgerStore.LedgerStore)
         const [balance] = tables.range("balances", { limit: 1 })
@@ -230,7 +296,7 @@ for (const backend of backends) {
       withStore(backend, Effect.gen(function*() {
         const { blocks, states } = chain()
         const explorer = yield* Explorer.Explorer
-        yield* importAll(blocks)
+        yield* importFinal(blocks)
         const state = states[blocks.length]!
         for (const account of accounts) {
           const balance = yield* explorer.balance(account.id)
@@ -285,12 +351,14 @@ describe("LedgerStore (lmdb, reopened)", () => {
       const { blocks, states } = chain()
       const dir = yield* tempDir
       const reopen = <A, E>(body: Effect.Effect<A, E, LedgerStore.LedgerStore | Explorer.Explorer>) => Effect.provide(body, layerFor("lmdb", dir))
-      const dump = yield* reopen(Effect.zipRight(importAll(blocks.slice(0, 5)), Effect.flatMap(Explorer.Explorer, (explorer) => explorer.dump)))
+      const dump = yield* reopen(Effect.zipRight(Effect.zipRight(importAll(blocks.slice(0, 5)), finalizeTo(4)), Effect.flatMap(Explorer.Explorer, (explorer) => explorer.dump)))
       yield* reopen(Effect.gen(function*() {
         const store = yield* LedgerStore.LedgerStore
         assert.strictEqual((yield* store.initGenesis(params, allocations)).height, 5)
         assert.strictEqual(bytesOf(yield* store.stateSnapshot), bytesOf(states[5]!))
         assert.deepStrictEqual(yield* (yield* Explorer.Explorer).dump, dump)
+        assert.strictEqual(Option.getOrThrow(yield* store.indexed).height, 4, "the indexed mark survives a reopen")
+        assert.strictEqual((yield* failure(store.rollbackTo(3)))?.reason, "Stale")
         assert.strictEqual((yield* failure(store.initGenesis(params, allocations.slice(0, 2))))?.reason, "WrongChain")
         yield* store.importBlock(blocks[5]!, params)
       }))
@@ -326,6 +394,9 @@ describe("LedgerStore (property)", () => {
         const run = (backend: Backend) =>
           withStore(backend, Effect.gen(function*() {
             yield* importAll(blocks)
+            // Finality in two steps, as a node sees it move.
+            yield* finalizeTo(Math.floor(count / 2))
+            yield* finalizeTo(count)
             const explorer = yield* Explorer.Explorer
             const dump = yield* explorer.dump
             const digest = Buffer.from(yield* explorer.digest).toString("hex")

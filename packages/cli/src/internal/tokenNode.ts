@@ -1,7 +1,8 @@
 /**
  * The ledger layers `weft node run` adds when its config has a `ledger` section: the content store
  * and its sync, the lmdb ledger store, proof-of-authority consensus over the genesis file, the
- * ledger node (producing blocks when an authority key is configured) and the ledger RPCs.
+ * ledger node (producing blocks, and claiming their rewards unless `autoClaim` is false, when an
+ * authority key is configured) and the ledger RPCs.
  */
 import { Store, StoreSync } from "@weft/core"
 import { Account, Consensus, LedgerLimits, LedgerNode, LedgerRpc, LedgerStore } from "@weft/ledger"
@@ -40,7 +41,7 @@ export const layer = (config: NodeConfig.Ledger) =>
       StoreSync.layer.pipe(Layer.provideMerge(Store.layerLmdb(Path.join(config.data, "objects"))))
     )
     return LedgerRpc.layerWithExplorer.pipe(
-      Layer.provideMerge(LedgerNode.layer({ genesis, authority })),
+      Layer.provideMerge(LedgerNode.layer({ genesis, authority, autoClaim: config.autoClaim })),
       Layer.provideMerge(stores),
       Layer.provideMerge(LedgerLimits.layer())
     )

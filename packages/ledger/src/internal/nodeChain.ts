@@ -1,8 +1,9 @@
 /**
  * The chain side of a ledger node: importing a block into consensus, then keeping the LedgerStore on
  * the fork choice (a reorg rolls the store back to the fork point and imports the new branch), the
- * block's object in the content store, the mempool revalidated against the new head, and the
- * inclusion index. One import at a time (the caller holds the node's lock).
+ * block's object in the content store, the mempool revalidated against the new head, the
+ * inclusion index, and the explorer index moved up to the finalized block. One import at a time (the
+ * caller holds the node's lock).
  */
 import type { Store } from "@weft/core"
 import { Effect, Either, Option } from "effect"
@@ -96,12 +97,28 @@ const settle = (chain: Chain, imported: Consensus.Imported): void => {
   }
 }
 
-/** Everything that follows a consensus import: object, store, pool, index. */
+/**
+ * Moves the explorer index up to the finalized block (a no-op when finality did not move). A refusal
+ * (the store could not follow the head to it) is counted and retried at the next import.
+ */
+export const advanceIndex = (chain: Chain, finalized: Consensus.Entry): Effect.Effect<void> =>
+  chain.ledger.advanceIndex({ height: finalized.height, id: Id.toBytes(finalized.id) }).pipe(
+    Effect.asVoid,
+    Effect.catchAll((error) =>
+      Effect.zipRight(
+        Effect.sync(() => refused(chain.runtime, "index", error.reason)),
+        Effect.logWarning(`ledger: the explorer index cannot reach the finalized block ${finalized.height}: ${error.reason} ${error.detail ?? ""}`)
+      ))
+  )
+
+/** Everything that follows a consensus import: object, store, pool, inclusions, explorer index. */
 export const afterImport = (chain: Chain, imported: Consensus.Imported): Effect.Effect<Option.Option<Store.Id>> =>
   Effect.gen(function*() {
     const object = yield* storeObject(chain, imported.entry.block, imported.entry.id)
     yield* follow(chain, imported.reorg)
     settle(chain, imported)
+    yield* advanceIndex(chain, imported.finalized)
+    chain.runtime.onHead?.(imported.head.height)
     return object
   })
 
@@ -132,10 +149,12 @@ export const replay = (chain: Chain, nowMs: number): Effect.Effect<number> =>
       if (Either.isLeft(result)) {
         yield* Effect.logWarning(`ledger: stored block ${height} does not replay (${result.left.reason}); rolling the store back to ${height - 1}`)
         yield* Effect.ignore(chain.ledger.rollbackTo(height - 1))
+        yield* advanceIndex(chain, yield* chain.consensus.finalized)
         return height - 1
       }
       yield* storeObject(chain, result.right.entry.block, result.right.entry.id)
       settle(chain, { ...result.right, reorg: { removed: [], added: [result.right.entry] } })
     }
+    yield* advanceIndex(chain, yield* chain.consensus.finalized)
     return top
   })

@@ -32,6 +32,8 @@ export interface Counters {
   catchUpFailures: number
   catchUpDropped: number
   publishFailures: number
+  /** Reward claims this authority node submitted on its own (`autoClaim`). */
+  claimsSubmitted: number
 }
 
 /** A fresh set of counters. */
@@ -54,7 +56,8 @@ export const counters = (): Counters => ({
   catchUpBlocksImported: 0,
   catchUpFailures: 0,
   catchUpDropped: 0,
-  publishFailures: 0
+  publishFailures: 0,
+  claimsSubmitted: 0
 })
 
 /** The runtime of one node. */
@@ -75,6 +78,8 @@ export interface Runtime {
   readonly counters: Counters
   headState: State.State
   headHeight: number
+  /** Told the new head's height after each import (the automatic reward claim listens). */
+  onHead: ((height: number) => void) | undefined
 }
 
 /** A runtime over a genesis. */
@@ -89,7 +94,8 @@ export const make = (genesis: Block.Genesis, limits: LedgerLimits.Values): Runti
   reasons: new Map(),
   counters: counters(),
   headState: State.empty,
-  headHeight: 0
+  headHeight: 0,
+  onHead: undefined
 })
 
 /** Counts a refusal by what was refused and why. */

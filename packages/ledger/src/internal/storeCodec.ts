@@ -33,16 +33,7 @@ export const u32 = (value: number): Uint8Array => {
 /** Reads a `u32` at `offset`. */
 export const readU32 = (bytes: Uint8Array, offset = 0): number => new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(offset)
 
-/** Concatenated byte strings. */
-export const concat = (...parts: ReadonlyArray<Uint8Array>): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((length, part) => length + part.length, 0))
-  let at = 0
-  for (const part of parts) {
-    out.set(part, at)
-    at += part.length
-  }
-  return out
-}
+export { concat } from "./bytes.js"
 
 /** Byte strings with the same content. */
 export const equalBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((byte, at) => byte === b[at])
@@ -52,7 +43,8 @@ export const metaKey = {
   genesis: new TextEncoder().encode("genesis"),
   params: new TextEncoder().encode("params"),
   head: new TextEncoder().encode("head"),
-  minted: new TextEncoder().encode("minted")
+  minted: new TextEncoder().encode("minted"),
+  indexed: new TextEncoder().encode("indexed")
 } as const
 
 const decodeCoin = decoder(Coin)

@@ -1,12 +1,15 @@
 /**
  * The ledger store's logic over any tables. A block import is one transaction: every transaction is
  * validated by `State.validateWith` against a reader over the tables (which sees the block's earlier
- * writes), then written with its explorer entries; then the producer's reward (`State.reward`), the
- * block, its height, the head and the undo record. A rejection throws `Rejected` inside the
- * transaction, so the backend writes nothing, and comes out as a `LedgerError`.
+ * writes), then written with what the explorer will need to fold it (its prior); then the producer's
+ * reward (`State.reward`), the block, its height, the head and the undo record. A rejection throws
+ * `Rejected` inside the transaction, so the backend writes nothing, and comes out as a `LedgerError`.
  *
  * The undo record of a block holds the previous value of every key the import wrote (state, chain,
- * explorer), so a rollback restores exactly what was there; only the last `undoBlocksMax` are kept.
+ * priors), so a rollback restores exactly what was there; only the last `undoBlocksMax` are kept.
+ *
+ * The explorer index folds finalized blocks only (`advanceIndex`, one transaction per call): it is
+ * never written by an import nor undone by a rollback, and a rollback below it is refused.
  */
 import { Canonical } from "@weft/core"
 import { Either, HashMap, Option, Schema } from "effect"
@@ -19,7 +22,7 @@ import * as State from "../State.js"
 import * as Transaction from "../Transaction.js"
 import type { Head, ImportedBlock, Service, StoredBlock } from "../LedgerStore.js"
 import { decoder, encode, equalBytes, metaKey, minted, reader, u32, writeDiff } from "./storeCodec.js"
-import { record, type Step } from "./storeExplorer.js"
+import { fold, priorOf, record, rebuild, type Prior, type Step } from "./storeExplorer.js"
 import { hex, type Table, tableNames, type Tables } from "./storeTables.js"
 
 /** A rejection thrown inside a transaction to abort it; never escapes `run`. */
@@ -61,6 +64,12 @@ const nobody = Id.fromBytes(new Uint8Array(Id.bytes))
 /** The stored head, if a genesis was written. */
 export const readHead = (tables: Tables): Head | undefined => {
   const bytes = tables.get("meta", metaKey.head)
+  return bytes === undefined ? undefined : decodeHead(bytes)
+}
+
+/** The last block the explorer index folded (height 0 once a genesis is written), if recorded. */
+export const readIndexed = (tables: Tables): Head | undefined => {
+  const bytes = tables.get("meta", metaKey.indexed)
   return bytes === undefined ? undefined : decodeHead(bytes)
 }
 
@@ -116,19 +125,20 @@ const refusal = (tables: Tables, block: ImportedBlock, params: Params.Params, li
   return undefined
 }
 
-/** Folds one step into the explorer and the state (the explorer reads the state before it). */
-const applyStep = (tables: Tables, height: number, index: number, step: Step): void => {
-  record(tables, reader(tables), height, index, step)
+/** Writes one step into the state and returns what the explorer will read of the state before it. */
+const applyStep = (tables: Tables, step: Step): Prior => {
+  const prior = priorOf(reader(tables), step.diff)
   writeDiff(tables, step.diff)
+  return prior
 }
 
-/** The steps of a block's transactions, applied as they validate; a rejection aborts the import. */
-const transactionSteps = (tables: Tables, block: ImportedBlock, params: Params.Params, limits: LedgerLimits.Values): Array<Step> =>
+/** The steps of a block's transactions, applied as they validate (their priors pushed to `priors`); a rejection aborts the import. */
+const transactionSteps = (tables: Tables, block: ImportedBlock, params: Params.Params, limits: LedgerLimits.Values, priors: Array<Prior>): Array<Step> =>
   block.txs.map((transaction, index) => {
     const validated = State.validateWith(reader(tables), transaction, params, limits)
     if (Either.isLeft(validated)) return reject(new LedgerError({ ...validated.left, index }))
     const step: Step = { id: Either.getOrThrow(Transaction.id(transaction.body)), kind: transaction.body._tag, from: Transaction.sender(transaction.body), diff: validated.right }
-    applyStep(tables, block.height, index, step)
+    priors.push(applyStep(tables, step))
     return step
   })
 
@@ -170,10 +180,12 @@ export const importBlock = (tables: Tables, block: ImportedBlock, params: Params
   if (refused !== undefined) return Either.left(refused)
   return run(tables, () => {
     const journal = journaled(tables)
-    const steps = transactionSteps(journal.tables, block, params, limits)
+    const priors: Array<Prior> = []
+    const steps = transactionSteps(journal.tables, block, params, limits, priors)
     const reward = rewardStep(journal.tables, block, params)
-    applyStep(journal.tables, block.height, block.txs.length, reward)
+    priors.push(applyStep(journal.tables, reward))
     writeChain(journal.tables, block, [...steps, reward])
+    journal.tables.put("priors", u32(block.height), encode(priors))
     writeUndo(tables, block.height, journal.undo(), limits.undoBlocksMax)
     return { height: block.height, id: block.id }
   })
@@ -199,8 +211,11 @@ export const initGenesis = (
   return Either.flatMap(State.genesis(params, allocations), (applied) =>
     run(tables, () => {
       const step: Step = { id: Id.fromBytes(block.id), kind: "Genesis", diff: applied.diff }
-      applyStep(tables, 0, 0, step)
+      // The genesis is final by definition: the index folds it at once (against the empty state).
+      record(tables, reader(tables), 0, 0, step)
+      writeDiff(tables, step.diff)
       writeChain(tables, { id: block.id, parent: new Uint8Array(Id.bytes), height: 0, producer: nobody, timeMs: 0, bytes: block.bytes }, [step])
+      tables.put("meta", metaKey.indexed, encode({ height: 0, id: block.id }))
       tables.put("meta", metaKey.genesis, identity)
       tables.put("meta", metaKey.params, encode(params))
       return { height: 0, id: block.id }
@@ -212,6 +227,8 @@ export const rollbackTo = (tables: Tables, height: number): Either.Either<Head, 
   const head = readHead(tables)
   if (head === undefined) return Either.left(fail("UnknownParent", "the store holds no genesis yet"))
   if (!Number.isSafeInteger(height) || height < 0 || height > head.height) return Either.left(fail("Malformed", `height ${height} is not in 0 … ${head.height}`))
+  const indexed = readIndexed(tables)?.height ?? 0
+  if (height < indexed) return Either.left(fail("Stale", `block ${indexed} is finalized (the explorer folded it): no rollback below it`))
   return run(tables, () => {
     for (let current = head.height; current > height; current--) {
       const bytes = tables.get("undo", u32(current))
@@ -223,6 +240,35 @@ export const rollbackTo = (tables: Tables, height: number): Either.Either<Head, 
       tables.remove("undo", u32(current))
     }
     return readHead(tables)!
+  })
+}
+
+/**
+ * Folds the stored blocks above the indexed one up to `finalized` into the explorer index, in one
+ * transaction, and records `finalized` as indexed. Refused: Malformed (not a height of the stored
+ * chain), Stale (another block is stored at that height: it is not on the store's chain). At or below
+ * the indexed height it does nothing. A store without an indexed mark (written before the mark
+ * existed) is refolded from the genesis.
+ */
+export const advanceIndex = (tables: Tables, finalized: Head): Either.Either<Head, LedgerError> => {
+  const head = readHead(tables)
+  if (head === undefined) return Either.left(fail("UnknownParent", "the store holds no genesis yet"))
+  const { height } = finalized
+  if (!Number.isSafeInteger(height) || height < 0 || height > head.height) return Either.left(fail("Malformed", `height ${height} is not in 0 … ${head.height}`))
+  const stored = tables.get("heights", u32(height))
+  if (stored === undefined || finalized.id.length !== Id.bytes || !equalBytes(stored, finalized.id)) {
+    return Either.left(fail("Stale", `block 0x${hex(finalized.id)} is not the stored block at height ${height}`))
+  }
+  const indexed = readIndexed(tables)
+  if (indexed !== undefined && height <= indexed.height) return Either.right(indexed)
+  return run(tables, () => {
+    if (indexed === undefined) rebuild(tables, height, height)
+    else for (let at = indexed.height + 1; at <= height; at++) fold(tables, at)
+    // A folded block never rolls back, so its prior is never read again (a reindex replays instead).
+    for (let at = (indexed?.height ?? 0) + 1; at <= height; at++) tables.remove("priors", u32(at))
+    const mark: Head = { height, id: Uint8Array.from(stored) }
+    tables.put("meta", metaKey.indexed, encode(mark))
+    return mark
   })
 }
 

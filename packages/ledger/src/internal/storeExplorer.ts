@@ -10,8 +10,7 @@ import { createHash } from "node:crypto"
 import * as Amount from "../Amount.js"
 import * as Diff from "../Diff.js"
 import * as Id from "../Id.js"
-import type { Coin } from "../Records.js"
-import { AmountSchema, IdSchema } from "../Records.js"
+import { AmountSchema, Coin, IdSchema } from "../Records.js"
 import * as State from "../State.js"
 import { concat, decoder, encode, readU32, u32 } from "./storeCodec.js"
 import type { Table, Tables } from "./storeTables.js"
@@ -30,6 +29,50 @@ export type Step = typeof Step.Type
 
 /** Every step of one block, in order (stored per height so a reindex needs no signature check). */
 export const decodeSteps = decoder(Schema.Array(Step))
+
+/**
+ * What the fold of a step reads of the state before it: the previous record of every coin the step puts
+ * or spends, and the unclaimed rewards of every account whose rewards it sets. Stored per block at
+ * import, so the index can fold the block later (once finalized), when the state has moved on.
+ */
+export const Prior = Schema.Struct({
+  coins: Schema.Array(Schema.Tuple(IdSchema, Schema.NullOr(Coin))),
+  unclaimed: Schema.Array(Schema.Tuple(IdSchema, AmountSchema))
+})
+/** A prior. */
+export type Prior = typeof Prior.Type
+
+/** The priors of every step of one block, in step order. */
+export const decodePriors = decoder(Schema.Array(Prior))
+
+/** What `changesOf(reader, diff)` reads of `reader`, read now. */
+export const priorOf = (reader: State.Reader, diff: Diff.Diff): Prior => {
+  const ids = new Set<Id.Id>([...diff.coinsPut.map(({ id }) => id), ...diff.coinsSpent])
+  const accounts = new Set<Id.Id>(diff.unclaimed.map(({ account }) => account))
+  return {
+    coins: Array.from(ids, (id) => [id, reader.coin(id) ?? null] as const),
+    unclaimed: Array.from(accounts, (account) => [account, reader.unclaimed(account)] as const)
+  }
+}
+
+const notRecorded = (what: string): never => {
+  throw new Error(`explorer: the stored prior does not record ${what}`)
+}
+
+/** A reader answering from a prior: exactly what `changesOf` asks of the step it was recorded for. */
+export const priorReader = (prior: Prior): State.Reader => {
+  const coins = new Map(prior.coins)
+  const unclaimed = new Map(prior.unclaimed)
+  return {
+    coin: (id) => (coins.has(id) ? coins.get(id) ?? undefined : notRecorded(`coin ${id}`)),
+    unclaimed: (account) => unclaimed.get(account) ?? notRecorded(`the unclaimed rewards of ${account}`),
+    isSpent: () => notRecorded("spent coins"),
+    pending: () => notRecorded("pending transactions"),
+    rendezvous: () => notRecorded("rendezvous"),
+    nonce: () => notRecorded("nonces"),
+    keys: () => notRecorded("keys")
+  }
+}
 
 /** An account's balances in the index. */
 export const Balance = Schema.Struct({ spendable: AmountSchema, incoming: AmountSchema, unclaimed: AmountSchema })
@@ -144,20 +187,40 @@ export const record = (tables: Tables, reader: State.Reader, height: number, ind
   }
 }
 
-/** Rebuilds the index from the stored steps of heights 0 … `head`, replaying state in memory; returns the replayed state. */
-export const rebuild = (tables: Tables, head: number): State.State => {
+/** The stored steps of a height (every stored block has them). */
+export const stepsAt = (tables: Tables, height: number): ReadonlyArray<Step> => {
+  const bytes = tables.get("steps", u32(height))
+  if (bytes === undefined) throw new Error(`explorer: no steps stored for height ${height}`)
+  return decodeSteps(bytes)
+}
+
+/**
+ * Rebuilds the index from the stored steps of heights 0 … `indexed`, replaying state in memory on to
+ * `head`; returns the state replayed to `head` (to compare with the stored one).
+ */
+export const rebuild = (tables: Tables, head: number, indexed: number): State.State => {
   tables.clear("balances")
   tables.clear("history")
   let state = State.empty
   for (let height = 0; height <= head; height++) {
-    const bytes = tables.get("steps", u32(height))
-    if (bytes === undefined) throw new Error(`explorer: no steps stored for height ${height}`)
-    for (const [index, step] of decodeSteps(bytes).entries()) {
-      record(tables, State.reader(state), height, index, step)
+    for (const [index, step] of stepsAt(tables, height).entries()) {
+      if (height <= indexed) record(tables, State.reader(state), height, index, step)
       state = State.applyDiff(state, step.diff)
     }
   }
   return state
+}
+
+/** Folds the stored steps of `height` into the index, each read against its stored prior. */
+export const fold = (tables: Tables, height: number): void => {
+  const bytes = tables.get("priors", u32(height))
+  if (bytes === undefined) throw new Error(`explorer: no priors stored for height ${height}`)
+  const priors = decodePriors(bytes)
+  for (const [index, step] of stepsAt(tables, height).entries()) {
+    const prior = priors[index]
+    if (prior === undefined) throw new Error(`explorer: no prior for step ${index} of height ${height}`)
+    record(tables, priorReader(prior), height, index, step)
+  }
 }
 
 /** The index's tables, in the order the digest reads them. */

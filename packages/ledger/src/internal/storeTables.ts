@@ -9,7 +9,7 @@ import { open, type Database } from "lmdb"
 /** Every table, in the order lmdb opens them. */
 export const tableNames = [
   "coins", "spent", "pending", "rendezvous", "nonces", "keys", "unclaimed", "meta",
-  "headers", "blocks", "heights", "steps", "undo",
+  "headers", "blocks", "heights", "steps", "priors", "undo",
   "balances", "history"
 ] as const
 

@@ -139,3 +139,6 @@ export const encodeBlocks = (blocks: ReadonlyArray<ImportedBlock>): Uint8Array =
 /** The blocks back from `encodeBlocks`. */
 export const decodeBlocks = (bytes: Uint8Array): ReadonlyArray<ImportedBlock> =>
   Schema.decodeUnknownSync(Schema.Array(WireBlock))(Either.getOrThrow(Canonical.decode(bytes, bytes.length))).map((block) => ({ ...block, producer: block.producer as Id.Id }))
+
+/** How far below the head the crash importer treats blocks as finalized (the explorer index follows finality). */
+export const finalityLag = 2
