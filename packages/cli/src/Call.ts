@@ -58,6 +58,13 @@ const causeFailure = (cause: Encoded | undefined): unknown => {
 
 const errorText = (error: unknown): string => (typeof error === "string" ? error : Json.line(error))
 
+/** The first typed error (or defect) of an encoded failed Exit; undefined for a success. */
+export const failureOf = (exit: unknown): unknown => {
+  const encoded = exit as Encoded | null
+  if (encoded?._tag !== "Failure") return undefined
+  return causeFailure(encoded["cause"] as Encoded) ?? "the call was interrupted"
+}
+
 /** The success value of an encoded Exit, or a CliError naming the failure. */
 export const successOf = (label: string, exit: unknown): Effect.Effect<unknown, CliError> => {
   const encoded = exit as Encoded | null

@@ -18,20 +18,11 @@ import * as DurationText from "./DurationText.js"
 import * as Json from "./Json.js"
 import * as Client from "./internal/msgClient.js"
 import * as MsgState from "./internal/msgState.js"
-import { devPointerFile, nodeTarget } from "./internal/tokenClient.js"
+import { devPointerFile, keyOption, nodeOption, nodeTarget } from "./internal/tokenClient.js"
 import { kemKeys } from "./internal/tokenPlan.js"
 
-const node = Options.text("node").pipe(
-  Options.withAlias("n"),
-  Options.withPseudoName("SOCKET|DATA_DIR"),
-  Options.withDescription("The node's control socket or data directory (default: the first node of the running `weft dev`)."),
-  Options.optional
-)
-const key = Options.file("key").pipe(
-  Options.withPseudoName("FILE"),
-  Options.withDescription("The account key file (default: the dev account of the running `weft dev`); channel state is kept next to it."),
-  Options.optional
-)
+const node = nodeOption
+const key = keyOption(" (channel state is kept next to it)")
 const json = Options.boolean("json").pipe(Options.withDescription("Print one JSON object per line."))
 const ttl = Options.text("ttl").pipe(
   Options.withPseudoName("DURATION"),

@@ -4,6 +4,9 @@
  * default: the dev account of the running `weft dev`); the node only checks, gossips and includes
  * them. Each command that sends a transaction waits until it is in a block, then prints what it made
  * in the style `25.0 WEFT (Coin 0x…)`; `--json` prints one JSON object per line instead.
+ *
+ * `balance` and `coins` read the node's head state (what the next block builds on); the explorer index
+ * (`weft ledger reindex`) holds finalized blocks only.
  */
 import { Args, Command, Options } from "@effect/cli"
 import { Canonical } from "@weft/core"
@@ -14,17 +17,8 @@ import * as Json from "./Json.js"
 import * as Client from "./internal/tokenClient.js"
 import * as Plan from "./internal/tokenPlan.js"
 
-const node = Options.text("node").pipe(
-  Options.withAlias("n"),
-  Options.withPseudoName("SOCKET|DATA_DIR"),
-  Options.withDescription("The node's control socket or data directory (default: the first node of the running `weft dev`)."),
-  Options.optional
-)
-const key = Options.file("key").pipe(
-  Options.withPseudoName("FILE"),
-  Options.withDescription("The account key file that signs (default: the dev account of the running `weft dev`)."),
-  Options.optional
-)
+const node = Client.nodeOption
+const key = Client.keyOption(" that signs")
 const json = Options.boolean("json").pipe(Options.withDescription("Print one JSON object per line."))
 const common = { node, key, json }
 
@@ -87,7 +81,7 @@ const balance = Command.make("balance", common, (args) =>
       })
       if (s.json) return
       for (const pending of view.pendingIn) yield* Console.log(Display.pending(pending.amount as never, Id.parse(pending.id).pipe(Either.getOrThrow), s.params))
-      if (view.unclaimed > 0n) yield* Console.log(`${amountText(s, view.unclaimed)} unclaimed block rewards (claim with \`weft token mint all\`)`)
+      if (view.unclaimed > 0n) yield* Console.log(`${amountText(s, view.unclaimed)} unclaimed block rewards (an authority node claims them on its own unless its ledger config says "autoClaim": false; or now: \`weft token mint all\`)`)
     }))
 ).pipe(Command.withDescription("The account's spendable balance, its incoming pending transactions and unclaimed rewards."))
 
@@ -197,7 +191,7 @@ const mint = Command.make("mint", { ...common, all: Args.choice([["all", "all" a
       const amount = view.coins.find((c) => c.id === Id.display(made))?.amount ?? s.view.unclaimed + into
       yield* out(s, Display.coin(amount as never, made, s.params), { coin: Id.display(made), amount, height: sent.height })
     }))
-).pipe(Command.withDescription("Claim every block reward accrued to the account into one coin (`mint all`)."))
+).pipe(Command.withDescription("Claim every block reward accrued to the account into one coin (`mint all`); an authority node does it on its own unless its ledger config says \"autoClaim\": false."))
 
 const keysRegister = Command.make("register", common, (args) =>
   run(args, (s) =>
@@ -303,7 +297,7 @@ const reindex = Command.make("reindex", { node, json }, (args) =>
       ? Json.line(result)
       : `reindexed ${result.blocks} blocks; index digest ${result.digest} (${result.digest === result.before ? "identical to the index before" : `DIFFERENT from the index before, ${result.before}`})`)
   }))
-).pipe(Command.withDescription("Rebuild the explorer index from the stored blocks and print its digest (equal before and after for a sound index)."))
+).pipe(Command.withDescription("Rebuild the explorer index (balances and history over the finalized blocks) from the stored blocks and print its digest (equal before and after for a sound index)."))
 
 /** `weft ledger …`. */
 export const ledger = Command.make("ledger").pipe(

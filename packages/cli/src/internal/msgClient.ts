@@ -7,7 +7,7 @@
 import { Chain, EphemeralError, EphemeralNode, Message } from "@weft/ephemeral"
 import type { Scope } from "effect"
 import { Effect, Either, Option, ParseResult, Schema, Stream } from "effect"
-import { successOf } from "../Call.js"
+import { failureOf, successOf } from "../Call.js"
 import { CliError, describe } from "../CliError.js"
 import { Control } from "./core.js"
 
@@ -31,23 +31,6 @@ export interface Ephemeral {
   readonly live: Stream.Stream<Message.Message, CliError>
   /** The node as the chain channels read keys from. */
   readonly chainView: Chain.ChainView["Type"]
-}
-
-type Encoded = { readonly _tag?: unknown; readonly [key: string]: unknown }
-
-// The first typed error (or defect) of an encoded failed Exit; undefined for a success.
-const failureOf = (exit: unknown): unknown => {
-  const encoded = exit as Encoded | null
-  if (encoded?._tag !== "Failure") return undefined
-  const find = (cause: Encoded | undefined): unknown => {
-    switch (cause?._tag) {
-      case "Fail": return cause["error"]
-      case "Die": return cause["defect"]
-      case "Sequential": case "Parallel": return find(cause["left"] as Encoded) ?? find(cause["right"] as Encoded)
-      default: return undefined
-    }
-  }
-  return find(encoded["cause"] as Encoded) ?? "the call was interrupted"
 }
 
 const describeFailure = (value: unknown): string =>

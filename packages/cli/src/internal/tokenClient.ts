@@ -4,14 +4,31 @@
  * `Ledger` service, the success decoded by the rpc's own schema), and signing on this side: the node
  * never sees a user's key.
  */
+import { Options } from "@effect/cli"
 import { Account, Amount, Id, LedgerError, LedgerRpc, Transaction } from "@weft/ledger"
 import { Effect, Either, Option, ParseResult, Schema } from "effect"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { successOf } from "../Call.js"
+import { failureOf, successOf } from "../Call.js"
 import { CliError } from "../CliError.js"
 import { Control } from "./core.js"
+
+/** `--node`: the node to talk to, by control socket or data directory (default: the running `weft dev`). */
+export const nodeOption = Options.text("node").pipe(
+  Options.withAlias("n"),
+  Options.withPseudoName("SOCKET|DATA_DIR"),
+  Options.withDescription("The node's control socket or data directory (default: the first node of the running `weft dev`)."),
+  Options.optional
+)
+
+/** `--key`: an account key file (default: the dev account of the running `weft dev`); `purpose` ends the help text. */
+export const keyOption = (purpose: string) =>
+  Options.file("key").pipe(
+    Options.withPseudoName("FILE"),
+    Options.withDescription(`The account key file${purpose} (default: the dev account of the running \`weft dev\`).`),
+    Options.optional
+  )
 
 /** Where `weft dev` says which node to talk to and which key the dev account has. */
 export const devPointerFile = (): string => Path.join(Os.tmpdir(), "weft-dev.json")
@@ -74,23 +91,6 @@ export interface Ledger {
 }
 
 const decodeLedgerError = Schema.decodeUnknownEither(LedgerError.LedgerError)
-
-type Encoded = { readonly _tag?: unknown; readonly [key: string]: unknown }
-
-// The first typed error (or defect) of an encoded failed Exit; undefined for a success.
-const failureOf = (exit: unknown): unknown => {
-  const encoded = exit as Encoded | null
-  if (encoded?._tag !== "Failure") return undefined
-  const find = (cause: Encoded | undefined): unknown => {
-    switch (cause?._tag) {
-      case "Fail": return cause["error"]
-      case "Die": return cause["defect"]
-      case "Sequential": case "Parallel": return find(cause["left"] as Encoded) ?? find(cause["right"] as Encoded)
-      default: return undefined
-    }
-  }
-  return find(encoded["cause"] as Encoded) ?? "the call was interrupted"
-}
 
 /** Opens the control client of `target` and wraps it for ledger calls. */
 export const ledger = (target: string) =>
