@@ -20,11 +20,25 @@ export const equalBytes = (a: Uint8Array, b: Uint8Array): boolean => {
   return true
 }
 
+// Cells are carved from slabs of their own rather than from Node's shared buffer pool: a cell lives
+// only until the transport has sent it, so a slab is soon free, and no long-lived small Buffer made
+// elsewhere (which Node's pool would put next to our cells) pins a slab per session.
+const slabBytes = 16 * 1024
+let slab = new ArrayBuffer(0)
+let slabUsed = 0
+
 /**
- * `length` uninitialised bytes from Node's buffer pool (no allocation of their own below 4 KiB), as a
- * plain Uint8Array (so `slice` copies, as everywhere else). The caller writes every byte.
+ * `length` uninitialised bytes carved from a shared slab (no allocation of their own), as a plain
+ * Uint8Array (so `slice` copies, as everywhere else). For short-lived buffers of at most 2 KiB, such
+ * as cells on their way to the transport; the caller writes every byte.
  */
 export const pooled = (length: number): Uint8Array => {
-  const buffer = Buffer.allocUnsafe(length)
-  return new Uint8Array(buffer.buffer, buffer.byteOffset, length)
+  if (length > slabBytes / 8) return new Uint8Array(length)
+  if (slabUsed + length > slab.byteLength) {
+    slab = new ArrayBuffer(slabBytes)
+    slabUsed = 0
+  }
+  const out = new Uint8Array(slab, slabUsed, length)
+  slabUsed += (length + 7) & ~7
+  return out
 }

@@ -100,7 +100,7 @@ export const openOnce = (keyAndIv: Uint8Array, sealed: Uint8Array): Uint8Array |
 const sealCell = (key: Uint8Array, nonce: Uint8Array, head: Uint8Array, inner: Uint8Array): Uint8Array => {
   const cipher = createCipheriv("aes-256-gcm", key, nonce)
   cipher.setAAD(head)
-  // From Node's buffer pool (no allocation of its own): every byte is written below, and the cell lives
+  // From a shared slab (bytes.pooled: no allocation of its own): every byte is written below, and the cell lives
   // only until the transport has sent it (or a handshake is over, for the few it repeats).
   const cell = pooled(inner.length + overheadBytes)
   cell.set(head, 0)
