@@ -107,3 +107,33 @@ export const report = (results: ReadonlyArray<Result>, json: boolean): void => {
   console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`)
   for (const row of rows) console.log(line(row))
 }
+
+/** The command-line options every bench script takes. */
+export interface Options {
+  readonly json: boolean
+  readonly reps: number
+  readonly quick: boolean
+  /** Runs only the cases whose name contains this text (for profiling one path). */
+  readonly only: string | undefined
+}
+
+/** Parses `[--json] [--reps N] [--quick] [--only TEXT]`; an unknown or malformed option throws with `usage`. */
+export const parseOptions = (args: ReadonlyArray<string>, usage: string): Options => {
+  let json = false
+  let quick = false
+  let reps = 5
+  let only: string | undefined
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]
+    if (arg === "--json") json = true
+    else if (arg === "--quick") quick = true
+    else if (arg === "--reps") {
+      reps = Number(args[++i])
+      if (!Number.isSafeInteger(reps) || reps < 1) throw new Error(`--reps needs a positive integer\n${usage}`)
+    } else if (arg === "--only") {
+      only = args[++i]
+      if (only === undefined) throw new Error(`--only needs a text\n${usage}`)
+    } else throw new Error(`unknown option ${arg}\n${usage}`)
+  }
+  return { json, reps, quick, only }
+}

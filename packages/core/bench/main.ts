@@ -13,43 +13,14 @@ import { Effect } from "effect"
 import * as ActorBench from "./actor.js"
 import * as EnvelopeBench from "./envelope.js"
 import { progress, twoNodes } from "./fixtures.js"
-import type { Case, Result } from "./harness.js"
-import { report, runCase } from "./harness.js"
+import type { Case, Options, Result } from "./harness.js"
+import { parseOptions, report, runCase } from "./harness.js"
 import * as RpcBench from "./rpc.js"
 import * as StoreBench from "./store.js"
 import * as EphemeralBench from "../../ephemeral/bench/ephemeral.js"
 import * as LedgerBench from "../../ledger/bench/ledger.js"
 
-/** Command-line options. */
-interface Options {
-  readonly json: boolean
-  readonly reps: number
-  readonly quick: boolean
-  /** Runs only the cases whose name contains this text (for profiling one path). */
-  readonly only: string | undefined
-}
-
 const usage = "usage: npm run bench -- [--json] [--reps N] [--quick] [--only TEXT]"
-
-const parseOptions = (args: ReadonlyArray<string>): Options => {
-  let json = false
-  let quick = false
-  let reps = 5
-  let only: string | undefined
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]
-    if (arg === "--json") json = true
-    else if (arg === "--quick") quick = true
-    else if (arg === "--reps") {
-      reps = Number(args[++i])
-      if (!Number.isSafeInteger(reps) || reps < 1) throw new Error(`--reps needs a positive integer\n${usage}`)
-    } else if (arg === "--only") {
-      only = args[++i]
-      if (only === undefined) throw new Error(`--only needs a text\n${usage}`)
-    } else throw new Error(`unknown option ${arg}\n${usage}`)
-  }
-  return { json, reps, quick, only }
-}
 
 const format = (value: number): string =>
   value >= 1e6 ? `${(value / 1e6).toFixed(2)}M` : value >= 1e3 ? `${(value / 1e3).toFixed(1)}k` : value.toFixed(1)
@@ -90,7 +61,7 @@ const program = (options: Options) =>
   }))
 
 const main = async (): Promise<void> => {
-  const options = parseOptions(process.argv.slice(2))
+  const options = parseOptions(process.argv.slice(2), usage)
   const results = await Effect.runPromise(program(options))
   report(results, options.json)
 }

@@ -8,13 +8,13 @@
  * - store inserts at capacity (every insert evicts the message with the least work per byte) against a
  *   plain insertion-ordered Map doing insert + delete-oldest.
  *
- * `cases(quick)` is what `npm run bench` runs; alone: `npx tsx packages/ephemeral/bench/ephemeral.ts [--json] [--quick] [--reps N]`.
+ * `cases(quick)` is what `npm run bench` runs; alone: `npx tsx packages/ephemeral/bench/ephemeral.ts [--json] [--quick] [--reps N] [--only TEXT]`.
  */
 import { Effect } from "effect"
 import { hash } from "node:crypto"
 import { pathToFileURL } from "node:url"
 import type { Case } from "../../core/bench/harness.js"
-import { report, runCase } from "../../core/bench/harness.js"
+import { parseOptions, report, runCase } from "../../core/bench/harness.js"
 import * as Channel from "../src/Channel.js"
 import { Store } from "../src/EphemeralStore.js"
 import * as MessageModule from "../src/Message.js"
@@ -143,14 +143,13 @@ export const cases = (quick: boolean): Effect.Effect<ReadonlyArray<Case>> =>
     return [validationCase(small, 256), validationCase(channel, Channel.sizeClassBytes), powCase(quick), storeCase(quick)]
   })
 
+const usage = "usage: npx tsx packages/ephemeral/bench/ephemeral.ts [--json] [--reps N] [--quick] [--only TEXT]"
+
 const main = async (): Promise<void> => {
-  const args = process.argv.slice(2)
-  const json = args.includes("--json")
-  const quick = args.includes("--quick")
-  const repsAt = args.indexOf("--reps")
-  const reps = repsAt >= 0 ? Number(args[repsAt + 1]) : 5
-  const results = await Effect.runPromise(Effect.flatMap(cases(quick), (all) => Effect.forEach(all, (spec) => runCase(spec, reps))))
-  report(results, json)
+  const options = parseOptions(process.argv.slice(2), usage)
+  const selected = Effect.map(cases(options.quick), (all) => all.filter((spec) => options.only === undefined || spec.bench.includes(options.only)))
+  const results = await Effect.runPromise(Effect.flatMap(selected, (chosen) => Effect.forEach(chosen, (spec) => runCase(spec, options.reps))))
+  report(results, options.json)
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

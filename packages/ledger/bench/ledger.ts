@@ -6,7 +6,7 @@
  */
 import { Effect, type Scope } from "effect"
 import { pathToFileURL } from "node:url"
-import { type Case, report, runCase } from "../../core/bench/harness.js"
+import { type Case, parseOptions, report, runCase } from "../../core/bench/harness.js"
 import * as ImportBench from "./import.js"
 import * as ValidateBench from "./validate.js"
 
@@ -21,29 +21,9 @@ const progress = (line: string) => process.stderr.write(`${line}\n`)
 
 const usage = "usage: npx tsx packages/ledger/bench/ledger.ts [--json] [--reps N] [--quick] [--only TEXT]"
 
-const parseOptions = (args: ReadonlyArray<string>) => {
-  let json = false
-  let quick = false
-  let reps = 5
-  let only: string | undefined
-  for (let at = 0; at < args.length; at++) {
-    const arg = args[at]
-    if (arg === "--json") json = true
-    else if (arg === "--quick") quick = true
-    else if (arg === "--reps") {
-      reps = Number(args[++at])
-      if (!Number.isSafeInteger(reps) || reps < 1) throw new Error(`--reps needs a positive integer\n${usage}`)
-    } else if (arg === "--only") {
-      only = args[++at]
-      if (only === undefined) throw new Error(`--only needs a text\n${usage}`)
-    } else throw new Error(`unknown option ${arg}\n${usage}`)
-  }
-  return { json, quick, reps, only }
-}
-
 const main = (args: ReadonlyArray<string>) =>
   Effect.scoped(Effect.gen(function*() {
-    const options = parseOptions(args)
+    const options = parseOptions(args, usage)
     const all = yield* cases(options.quick)
     const selected = options.only === undefined ? all : all.filter((spec) => spec.bench.includes(options.only!))
     const results = []
