@@ -52,7 +52,7 @@ const network = (strategy: Strategies.Strategy, size: number, config: Partial<En
     }
   }
   for (const engine of engines) engine.subscribe(0, "t")
-  return { engines, delivered, disconnects, connect, disconnect, pump, now: () => now }
+  return { engines, delivered, disconnects, connect, disconnect, pump, links, now: () => now }
 }
 
 const data = (id: number, payload = id): Message<number, number, number> => ({ kind: Kind.Data, topic: "t", id, data: payload, bytes: 100 })
@@ -188,6 +188,28 @@ describe("weft engine", () => {
     assert.strictEqual(engines[0]!.sizes().missing, 100)
     assert.strictEqual(engines[0]!.counters.ihaveIdsDropped, 1500)
     assert.strictEqual(engines[0]!.counters.missingDropped, 400)
+  })
+
+  it("fetches from its tree parent when every peer that announced a missing message has left", () => {
+    const { connect, delivered, disconnect, engines, links, pump } = network("weft", 3)
+    connect(0, 1)
+    connect(0, 2)
+    connect(1, 2)
+    // Node 0 has the smallest id: it is the root, and 2's parent (one hop, against two through 1).
+    pump(3000)
+    // Everything between 0 and 2 is lost for a while (the engines do not notice): 2 misses the push and
+    // the tree IHAVE, and hears of the message only from its lazy peer 1.
+    links.delete("0-2")
+    links.delete("2-0")
+    engines[0]!.publish(3000, "t", 7, 7, 100)
+    for (let waited = 0; waited < 2000 && engines[2]!.sizes().missing === 0; waited++) pump(1)
+    assert.strictEqual(engines[2]!.sizes().missing, 1)
+    // The only announcer leaves before 2 fetches; the link to the parent works again.
+    disconnect(1, 2)
+    links.add("0-2").add("2-0")
+    pump(3000)
+    assert.deepStrictEqual(delivered[2], [7])
+    assert.strictEqual(engines[2]!.counters.missingGaveUp, 0)
   })
 
   it("repairs the tree when a link drops: later messages still reach everyone", () => {

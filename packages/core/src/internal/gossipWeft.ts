@@ -482,7 +482,10 @@ export class WeftEngine<P extends string | number, K, D> implements Engine<P, K,
       const id = entry.announcers[(entry.tries + i) % count]!
       if (this.peers.has(id)) return id
     }
-    return undefined
+    // Every announcer has left (churn): our parent most likely holds the message too, so ask it before
+    // giving up; nobody announces an id twice, so a message given up on is lost to this node.
+    const parent = this.topics.get(entry.topic)?.tree.parent
+    return parent !== undefined && this.peers.has(parent) ? parent : undefined
   }
 
   private sendRequest(peer: P, request: Request<K>): void {
