@@ -11,7 +11,7 @@
 import { Effect, Exit, Scope, Stream } from "effect"
 import * as CongestionControl from "./CongestionControl.js"
 import type { Session } from "./Link.js"
-import { Link, receiveFrom } from "./Link.js"
+import { Link } from "./Link.js"
 import { Limits } from "./Limits.js"
 import * as Path from "./Path.js"
 import * as Streams from "./Streams.js"
@@ -71,7 +71,7 @@ const connect = (session: Session, streamsMax: number) =>
           priority: options?.priority ?? (frame.length <= controlFrameBytesMax ? "control" : "bulk")
         }) as Effect.Effect<void, LinkError>,
       frames,
-      receive: receiveFrom(frames),
+      receive: (onFrame) => connection.receive((item) => onFrame(item.frame)),
       closed: session.closed,
       close: Effect.zipRight(session.close, Scope.close(connectionScope, Exit.void))
     } satisfies Session

@@ -118,6 +118,11 @@ export interface Connection {
   readonly send: (stream: number, frame: Uint8Array, options?: SendOptions) => Effect.Effect<void, LinkError>
   /** Every frame the peer sent, exactly once, in order within its stream. One consumer; ends at close. */
   readonly frames: Stream.Stream<Frame>
+  /**
+   * The same frames handed to `onFrame` as plain code, in one loop with no Stream stages in between
+   * (the message layer reads this way); completes at close. One consumer: `frames` or `receive`.
+   */
+  readonly receive: (onFrame: (frame: Frame) => void) => Effect.Effect<void>
   /** Stops the connection (idempotent): pending sends fail, `frames` ends. Unacknowledged data is abandoned. */
   readonly close: Effect.Effect<void>
   readonly stats: Effect.Effect<Stats>
@@ -272,6 +277,21 @@ const makeFrames = (machine: Machine, framesWake: Signal.Signal, senderWake: Sig
   return Stream.repeatEffectChunkOption(pull)
 }
 
+const makeReceive = (machine: Machine, framesWake: Signal.Signal, senderWake: Signal.Signal) =>
+(onFrame: (frame: Frame) => void): Effect.Effect<void> => {
+  const loop: Effect.Effect<void> = Effect.suspend(() => {
+    for (;;) {
+      const seen = framesWake.seen()
+      const frames = machine.takeDelivered()
+      if (frames.length === 0) return machine.closed ? Effect.void : Effect.zipRight(framesWake.wait(seen), loop)
+      // Taking frames may have opened the windows: the sender has updates to send.
+      senderWake.notify()
+      for (const frame of frames) onFrame(frame)
+    }
+  })
+  return loop
+}
+
 const makeSend = (machine: Machine, spaceWake: Signal.Signal, senderWake: Signal.Signal, config: Config) =>
 (stream: number, frame: Uint8Array, options?: SendOptions): Effect.Effect<void, LinkError> => {
   if (!Number.isInteger(stream) || stream < 0 || stream >= config.streamsMax) {
@@ -336,6 +356,7 @@ export const make = (options: Options): Effect.Effect<Connection, never, Scope.S
       peer: data.peer,
       send: makeSend(machine, spaceWake, senderWake, config),
       frames: makeFrames(machine, framesWake, senderWake),
+      receive: makeReceive(machine, framesWake, senderWake),
       close: closeAll,
       stats: Effect.sync(() => machine.stats())
     } satisfies Connection

@@ -112,22 +112,25 @@ interface Received {
 }
 
 /** Drains `connection.frames` in the scope; `done` completes once `expected` frames arrived. */
-const collect = (connection: Streams.Connection, expected: number) =>
+/** Reads `expected` frames off a connection, through its `frames` stream or its plain-code `receive`. */
+const collect = (connection: Streams.Connection, expected: number, via: "frames" | "receive" = "frames") =>
   Effect.gen(function*() {
     const result: Received = { byStream: new Map(), order: [], done: yield* Deferred.make<void>() }
+    const clock = yield* Effect.clock
     let count = 0
-    yield* connection.frames.pipe(
-      Stream.runForEach(({ frame, stream }) =>
-        Effect.flatMap(Clock.currentTimeMillis, (atMs) => {
-          const list = result.byStream.get(stream) ?? []
-          list.push(frame)
-          result.byStream.set(stream, list)
-          result.order.push({ stream, atMs })
-          return ++count === expected ? Deferred.succeed(result.done, undefined) : Effect.void
-        })
-      ),
-      Effect.forkScoped
-    )
+    const take = ({ frame, stream }: Streams.Frame): boolean => {
+      const list = result.byStream.get(stream) ?? []
+      list.push(frame)
+      result.byStream.set(stream, list)
+      result.order.push({ stream, atMs: clock.unsafeCurrentTimeMillis() })
+      return ++count === expected
+    }
+    const reader = via === "frames"
+      ? connection.frames.pipe(Stream.runForEach((item) => (take(item) ? Deferred.succeed(result.done, undefined) : Effect.void)))
+      : connection.receive((item) => {
+        if (take(item)) Deferred.unsafeDone(result.done, Exit.void)
+      })
+    yield* Effect.forkScoped(reader)
     return result
   })
 
@@ -307,7 +310,8 @@ describe("Streams", () => {
         const { atA, atB } = yield* pathPair(network)
         const a = yield* Streams.make({ data: atA })
         const b = yield* Streams.make({ data: atB })
-        const atBGot = yield* collect(b, countFrames(planAB))
+        // One side reads through the frames stream, the other through plain-code receive.
+        const atBGot = yield* collect(b, countFrames(planAB), "receive")
         const atAGot = yield* collect(a, countFrames(planBA))
         yield* Effect.all([sendAll(a, planAB), sendAll(b, planBA)], { concurrency: "unbounded" })
         yield* Deferred.await(atBGot.done)

@@ -481,8 +481,7 @@ export const make: Effect.Effect<Service, never, Link | Limits | Scope.Scope> = 
       if (previous !== undefined) closePeer(previous)
       const state = newPeer(session.peer, session)
       peers.set(session.peer, state)
-      runFork(session.frames.pipe(
-        Stream.runForEachChunk((frames) => Effect.sync(() => { for (const frame of frames) receiveFrame(state, frame) })),
+      runFork(session.receive((frame) => receiveFrame(state, frame)).pipe(
         Effect.ensuring(Effect.sync(() => closePeer(state)))
       ))
     })
