@@ -46,16 +46,11 @@ const pskOf = (context: RoleContext): Uint8Array => new Uint8Array(Buffer.from(S
 
 const counters = { bytes: 0 }
 
+// Reads with `receive`, as a node's message layer does; an echo is sent from its own fiber.
 const serveSession = (session: Link.Session) =>
-  Stream.runForEachChunk(session.frames, (chunk) => {
-    const echoes: Array<Uint8Array> = []
-    for (const frame of chunk) {
-      if (frame.length <= echoBytesMax) echoes.push(frame)
-      else counters.bytes += frame.length
-    }
-    return echoes.length === 0
-      ? Effect.void
-      : Effect.forEach(echoes, (frame) => session.send(frame, { stream: frame[0] ?? 0 }), { discard: true }).pipe(Effect.ignore)
+  session.receive((frame) => {
+    if (frame.length > echoBytesMax) counters.bytes += frame.length
+    else Effect.runFork(Effect.ignore(session.send(frame, { stream: frame[0] ?? 0 })))
   })
 
 /** Accepts sessions, counts bulk bytes, echoes requests. */

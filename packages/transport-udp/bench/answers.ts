@@ -1,26 +1,25 @@
 /**
- * Round-trip helper for the session benches: reads a session's frames and returns an effect that
- * completes on the next one (an echo), counting echoes that land before anyone waits.
+ * Round-trip helper for the session benches: reads a session's frames (with `receive`, as a node's
+ * message layer does) and returns an effect that completes on the next one (an echo), counting echoes
+ * that land before anyone waits.
  */
 import type { Link } from "@weft/core"
-import { Chunk, Effect, Stream } from "effect"
+import { Effect } from "effect"
 
-/** Consumes `session.frames` (in the scope) and returns "wait for the next frame". */
+/** Consumes the session's frames (in the scope) and returns "wait for the next frame". */
 export const answers = (session: Link.Session) =>
   Effect.gen(function*() {
     // An echo may land before anyone waits (the fiber can yield between send and wait): count it.
     let unclaimed = 0
     let waiter: (() => void) | undefined
-    yield* Effect.forkScoped(Stream.runForEachChunk(session.frames, (chunk) =>
-      Effect.sync(() => {
-        unclaimed += Chunk.size(chunk)
-        while (unclaimed > 0 && waiter !== undefined) {
-          const wake = waiter
-          waiter = undefined
-          unclaimed--
-          wake()
-        }
-      })))
+    yield* Effect.forkScoped(session.receive(() => {
+      unclaimed++
+      if (waiter === undefined) return
+      const wake = waiter
+      waiter = undefined
+      unclaimed--
+      wake()
+    }))
     return Effect.async<void>((resume) => {
       if (unclaimed > 0) {
         unclaimed--

@@ -103,17 +103,14 @@ const median = (values: ReadonlyArray<number>): number => {
 
 const counters = { sessionBytes: 0, udpBytes: 0 }
 
-/** Counts bulk frames, echoes small ones back on the same stream number. */
+/**
+ * Counts bulk frames, echoes small ones back on the same stream number. It reads with `receive`, as a
+ * node's message layer does (plain code per frame, no Stream stages); an echo is sent from its own fiber.
+ */
 const serveSession = (session: Link.Session) =>
-  Stream.runForEachChunk(session.frames, (chunk) => {
-    const echoes: Array<Uint8Array> = []
-    for (const frame of chunk) {
-      if (frame.length <= echoBytesMax) echoes.push(frame)
-      else counters.sessionBytes += frame.length
-    }
-    return echoes.length === 0
-      ? Effect.void
-      : Effect.forEach(echoes, (frame) => session.send(frame, { stream: pingStream }), { discard: true }).pipe(Effect.ignore)
+  session.receive((frame) => {
+    if (frame.length > echoBytesMax) counters.sessionBytes += frame.length
+    else Effect.runFork(Effect.ignore(session.send(frame, { stream: pingStream })))
   })
 
 const bindUdp = (onMessage: (socket: dgram.Socket, message: Buffer, remote: dgram.RemoteInfo) => void) =>
