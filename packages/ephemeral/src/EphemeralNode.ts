@@ -350,14 +350,23 @@ export interface Draft {
 }
 
 /**
- * Builds a message for the node that answered `info`: its newest block hash, a TTL `draft.ttl` from the
- * node's clock, and the proof of work its parameters need (`onProgress` sees the solver run).
+ * How many blocks behind the node's newest a message is stamped with: a peer that has not yet imported
+ * the newest blocks (blocks and messages race over gossip) would ignore a message naming one of them as
+ * `UnknownBlock`. Well inside any sensible `blockDepth`; a younger chain gets its oldest known block.
+ */
+export const stampLagBlocks = 4
+
+/**
+ * Builds a message for the node that answered `info`: a recent block hash (`stampLagBlocks` behind its
+ * newest), a TTL `draft.ttl` from the node's clock, and the proof of work its parameters need
+ * (`onProgress` sees the solver run).
  */
 export const build = (info: Info, draft: Draft, options: Pow.SolveOptions = {}): Effect.Effect<Uint8Array, EphemeralError> =>
   Effect.gen(function*() {
     const algorithm = algorithmsOf(info)[0]
     if (algorithm === undefined) return yield* new EphemeralError({ reason: "UnknownAlgorithm", detail: "the node accepts no algorithm this client can solve" })
-    const blockHash = info.recentBlockHashes[0]
+    const recent = info.recentBlockHashes
+    const blockHash = recent[Math.min(stampLagBlocks, recent.length - 1, Math.max(0, info.blockDepth - 1))]
     if (blockHash === undefined) return yield* new EphemeralError({ reason: "NoBlocks", detail: "the node knows no recent block hash yet" })
     const ttl = info.nowSeconds + Math.max(1, Math.ceil(Duration.toSeconds(Duration.decode(draft.ttl))))
     // The node's clock, not this machine's: the work needed is measured against it.

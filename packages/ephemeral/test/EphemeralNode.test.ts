@@ -193,3 +193,28 @@ describe("EphemeralNode", () => {
       assert.strictEqual(Either.isLeft(result) && result.left._tag === "EphemeralError" ? result.left.reason : "ok", "TooLarge")
     }))
 })
+
+describe("EphemeralNode.build", () => {
+  const infoWith = (blocks: number) => new EphemeralNode.Info({
+    nowSeconds: 1_700_000_000,
+    ttlMaxSeconds: 3600,
+    relay: true,
+    store: true,
+    blockDepth: 64,
+    recentBlockHashes: Array.from({ length: blocks }, (_, i) => Uint8Array.of(i, i, i, i)),
+    algorithms: [{ id: Pow.sha256Id, name: "sha256", proofBytes: 8, workBitsMin: 1, ttlFactor: 0, sizeFactor: 0 }]
+  })
+  const stamped = (blocks: number) =>
+    Effect.map(
+      EphemeralNode.build(infoWith(blocks), { id: new Uint8Array(64).fill(1), payload: bytesOf("hi", 16), ttl: "1 minute" }),
+      (encoded) => Either.getOrThrow(MessageModule.decode(encoded)).blockHash[0]
+    )
+
+  it.effect("stamps the block stampLagBlocks behind the newest, or the oldest known on a young chain", () =>
+    Effect.gen(function*() {
+      assert.strictEqual(yield* stamped(10), EphemeralNode.stampLagBlocks)
+      assert.strictEqual(yield* stamped(2), 1)
+      assert.strictEqual(yield* stamped(1), 0)
+      assert.strictEqual((yield* Effect.flip(stamped(0))).reason, "NoBlocks")
+    }))
+})
