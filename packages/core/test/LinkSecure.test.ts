@@ -199,6 +199,13 @@ const until = (label: string, check: () => boolean) =>
 
 const settle = Effect.forEach(Array.from({ length: 200 }), () => Effect.yieldNow(), { discard: true })
 
+/** Counts A's cells to B under session keys (not PSK-sealed handshake cells) and loses the first `lose` of them. */
+const losingSessionCellsToB = (lose: number) => {
+  const counter = { cells: 0, drop: (sent: { readonly to: string; readonly cell: Uint8Array }): boolean =>
+    sent.to === "fake:b" && crypto.openHandshakeCell(psk, sent.cell) === undefined && ++counter.cells <= lose }
+  return counter
+}
+
 /** Moves the test clock in small steps so the link's fibers run between them. */
 const advance = (total: Duration.DurationInput, step: Duration.DurationInput = "100 millis") =>
   Effect.gen(function*() {
@@ -412,9 +419,7 @@ describe("LinkSecure: sessions", () => {
       const a = yield* startNode(net, "fake:a", fakeIdentity(1))
       const b = yield* startNode(net, "fake:b", fakeIdentity(2))
       // A's first cell under the session keys (its key confirmation, a keepalive) is lost.
-      let sessionCellsToB = 0
-      net.drop = (sent) =>
-        sent.to === "fake:b" && crypto.openHandshakeCell(psk, sent.cell) === undefined && ++sessionCellsToB === 1
+      net.drop = losingSessionCellsToB(1).drop
       const atA = yield* a.link.dial("fake:b")
       net.injectCell("fake:a", "fake:b", bytes(cellBytes, 9))
       yield* settle
@@ -431,9 +436,8 @@ describe("LinkSecure: sessions", () => {
       const net = makeNet()
       const a = yield* startNode(net, "fake:a", fakeIdentity(1))
       const b = yield* startNode(net, "fake:b", fakeIdentity(2))
-      let sessionCellsToB = 0
-      net.drop = (sent) =>
-        sent.to === "fake:b" && crypto.openHandshakeCell(psk, sent.cell) === undefined && ++sessionCellsToB <= 2
+      const sessionCellsToB = losingSessionCellsToB(2)
+      net.drop = sessionCellsToB.drop
       const atA = yield* a.link.dial("fake:b")
       yield* settle
       assert.strictEqual(b.announced.length, 0)
@@ -441,9 +445,9 @@ describe("LinkSecure: sessions", () => {
       assert.strictEqual(b.announced.length, 0, "the first repeat was lost too")
       yield* advance("1 second", "250 millis")
       yield* until("B accepts", () => b.announced.length === 1)
-      const before = sessionCellsToB
+      const before = sessionCellsToB.cells
       yield* advance("2 seconds", "250 millis")
-      assert.strictEqual(sessionCellsToB, before, "B's answer stopped the repeats")
+      assert.strictEqual(sessionCellsToB.cells, before, "B's answer stopped the repeats")
       yield* b.announced[0]!.send(bytes(5))
       assert.deepStrictEqual(yield* takeFrames(atA, 1), [bytes(5)])
     }))
