@@ -223,11 +223,6 @@ export class WeftEngine<P extends string | number, K, D> implements Engine<P, K,
     if (peer.score < 0) this.retainScore(id, peer.score)
   }
 
-  debug(id: K): unknown {
-    const state = [...this.topics.values()][0]!
-    return { seen: this.seen.flagsOf(id), missing: this.missing.get(id), parent: state.tree.parent, children: [...state.tree.children], root: state.tree.root, dist: state.tree.dist, seq: state.tree.seq, peers: state.peers.size }
-  }
-
   sizes(): Sizes {
     let pendingIhave = 0
     for (const state of this.topics.values()) pendingIhave = Math.max(pendingIhave, state.pendingTree.length, state.pendingLazy.length)
