@@ -39,6 +39,8 @@ export interface Values {
   readonly catchUpWalkBlocksMax: number
   /** Catch-up requests waiting for the node's one catch-up fiber; past it new requests are dropped and counted (a local bound). */
   readonly catchUpQueueMax: number
+  /** Blocks the gossip validator decoded and holds for the importer (so it does not decode them again); past it they are decoded twice. */
+  readonly checkedBlocksMax: number
   /** Recent block ids a node remembers with their store object ids; past it the oldest is forgotten (a local bound). */
   readonly knownBlocksMax: number
   /** Recently included transaction ids a node remembers (to answer "is it in a block?"); past it the oldest is forgotten (a local bound). */
@@ -66,6 +68,7 @@ export const defaults: Values = {
   catchUpFetchBlocksMax: 64,
   catchUpWalkBlocksMax: 65_536,
   catchUpQueueMax: 16,
+  checkedBlocksMax: 64,
   knownBlocksMax: 16_384,
   includedTransactionsMax: 65_536,
   mutualOffersMax: 1024,

@@ -65,7 +65,7 @@ export const blocks = (hooks: Hooks): Gossip.Validator => (message) => {
     return "ignore"
   }
   // Bounded by the subscriber draining it; a burst beyond that is dropped (the block is re-fetched by catch-up if needed).
-  if (hooks.checked.size < runtime.limits.catchUpQueueMax * 4) hooks.checked.set(message.id, { block, object })
+  if (hooks.checked.size < runtime.limits.checkedBlocksMax) hooks.checked.set(message.id, { block, object })
   return "accept"
 }
 
