@@ -3,7 +3,7 @@
  * mutual-transfer offers, the head's state, and the counters. Owned by one node; the gossip
  * validators read and write it synchronously on the receive path, everything else through Effects.
  */
-import type { Store } from "@weft/core"
+import { Store } from "@weft/core"
 import type * as Block from "../Block.js"
 import type * as Id from "../Id.js"
 import type * as LedgerLimits from "../LedgerLimits.js"
@@ -107,7 +107,7 @@ export const refused = (runtime: Runtime, what: string, reason: string): void =>
 /** Records a block's store object. */
 export const remember = (runtime: Runtime, block: Id.Id, object: Store.Id): void => {
   runtime.objects.set(block, object)
-  runtime.blocksByObject.set(Buffer.from(object).toString("hex"), block)
+  runtime.blocksByObject.set(Store.toHex(object), block)
 }
 
 /** The next nonce an account may sign: after its head nonce and any nonce the mempool holds. */
