@@ -18,8 +18,9 @@
  *   `data`); datagrams are read from every stream in `inbound`.
  * - **Congestion control** comes from the `CongestionControl` service, one controller per connection.
  *
- * Both ends must run with the same stream limits (windows are not negotiated). One sender loop and
- * one receiver loop per connection; the per-packet work is plain code over buffers.
+ * Both ends must run with the same stream limits (windows are not negotiated). The per-packet work is
+ * plain code over buffers, run on the turn of the `send` or the datagram that made it due (`makePump`);
+ * one sender fiber per connection keeps the timers, and one receiver fiber holds the inbound paths.
  */
 import type { Scope } from "effect"
 import { Chunk, Deferred, Duration, Effect, Exit, Fiber, Option, Stream } from "effect"
@@ -175,6 +176,14 @@ interface Loops {
   readonly close: (error: LinkError) => Effect.Effect<void>
   /** `close` as plain code (from the per-cell path). */
   readonly closeNow: (error: LinkError) => void
+  /** The sender fiber's timer (read by `pump` to tell whether the fiber must re-arm it). */
+  readonly alarm: Alarm
+  /** Sends what is due now as plain code (see `makePump`). */
+  pump: () => void
+  /** `pump` once the current batch of inbound datagrams is through (one ACK for the batch, not one per two). */
+  pumpSoon: () => void
+  /** Hands delivered frames to the `receive` callback, if there is one (see `makeDeliver`). */
+  deliver: () => void
 }
 
 /**
@@ -204,12 +213,61 @@ const armAlarm = (alarm: Alarm, wake: Signal.Signal, atMs: number, nowMs: number
   )
 }
 
+/**
+ * Sends, as plain code on the caller's turn, what the machine allows now: the fast path of every `send`
+ * and every inbound datagram when both paths send without waiting. The sender fiber is woken only for
+ * what plain code cannot do: arm an earlier timer, send on a path that waits, or go on after a full
+ * burst (so one caller never sends without bound). Re-entry (a path that delivers synchronously) only
+ * marks another round for the outer call.
+ */
+const makePump = (loops: Loops, now: () => number) => {
+  const { acks, alarm, data, machine, senderWake } = loops
+  const inline = data.unsafeSend !== undefined && acks.unsafeSend !== undefined
+  let pumping = false
+  let again = false
+  const round = (): void => {
+    const nowMs = now()
+    for (const packet of machine.poll(nowMs)) {
+      const error = (packet.path === 0 ? data : acks).unsafeSend!(packet.bytes)
+      if (error !== undefined) return loops.closeNow(error)
+    }
+    if (!machine.closed && machine.nextWakeMs(nowMs) < alarm.atMs) senderWake.notify()
+  }
+  const pump = (): void => {
+    if (!inline) return senderWake.notify()
+    if (pumping) {
+      again = true
+      return
+    }
+    pumping = true
+    try {
+      do {
+        again = false
+        if (!machine.closed) round()
+      } while (again)
+    } finally {
+      pumping = false
+    }
+  }
+  let scheduled = false
+  const scheduledRun = () => {
+    scheduled = false
+    pump()
+  }
+  const pumpSoon = (): void => {
+    if (scheduled) return
+    scheduled = true
+    // A microtask runs after the link's synchronous loop over the chunk of cells it was handed.
+    queueMicrotask(scheduledRun)
+  }
+  return { pump, pumpSoon }
+}
+
 /** The one sender loop: timers, then every packet allowed now, then sleep until the next reason to act. */
 const senderLoop = (loops: Loops): Effect.Effect<void> =>
   Effect.gen(function*() {
     const clock = yield* Effect.clock
-    const { acks, data, machine, senderWake } = loops
-    const alarm: Alarm = { atMs: Infinity, fiber: undefined }
+    const { acks, alarm, data, machine, senderWake } = loops
     while (!machine.closed) {
       const seen = senderWake.seen()
       const nowMs = clock.unsafeCurrentTimeMillis()
@@ -246,12 +304,13 @@ const receiverLoop = (loops: Loops, inbound: ReadonlyArray<Receive>, onEnd: Effe
       if (loops.machine.closed) return
       try {
         loops.machine.onDatagram(datagram, clock.unsafeCurrentTimeMillis())
+        loops.deliver()
       } catch (error) {
         defect = error
-        loops.closeNow(new LinkError({ reason: "Closed", detail: "defect in the stream layer" }))
+        loops.closeNow(new LinkError({ reason: "Closed", detail: "defect in the stream layer or a frame callback" }))
         return
       }
-      loops.senderWake.notify()
+      loops.pumpSoon()
     }
     // Runs until every path has closed; closing the connection interrupts it (no fiber races it per path).
     yield* inbound.length === 1
@@ -262,37 +321,60 @@ const receiverLoop = (loops: Loops, inbound: ReadonlyArray<Receive>, onEnd: Effe
     yield* onEnd
   })
 
-const makeFrames = (machine: Machine, framesWake: Signal.Signal, senderWake: Signal.Signal): Stream.Stream<Frame> => {
+const makeFrames = (loops: Loops, framesWake: Signal.Signal): Stream.Stream<Frame> => {
   const pull: Effect.Effect<Chunk.Chunk<Frame>, Option.Option<never>> = Effect.suspend(() => {
     const seen = framesWake.seen()
-    const frames = machine.takeDelivered()
+    const frames = loops.machine.takeDelivered()
     if (frames.length > 0) {
-      // Taking frames may have opened the windows: the sender has updates to send.
-      senderWake.notify()
+      // Taking frames may have opened the windows: there may be updates to send.
+      loops.pump()
       return Effect.succeed(Chunk.unsafeFromArray(frames))
     }
-    if (machine.closed) return Effect.fail(Option.none())
+    if (loops.machine.closed) return Effect.fail(Option.none())
     return Effect.zipRight(framesWake.wait(seen), pull)
   })
   return Stream.repeatEffectChunkOption(pull)
 }
 
-const makeReceive = (machine: Machine, framesWake: Signal.Signal, senderWake: Signal.Signal) =>
-(onFrame: (frame: Frame) => void): Effect.Effect<void> => {
-  const loop: Effect.Effect<void> = Effect.suspend(() => {
-    for (;;) {
-      const seen = framesWake.seen()
-      const frames = machine.takeDelivered()
-      if (frames.length === 0) return machine.closed ? Effect.void : Effect.zipRight(framesWake.wait(seen), loop)
-      // Taking frames may have opened the windows: the sender has updates to send.
-      senderWake.notify()
-      for (const frame of frames) onFrame(frame)
-    }
-  })
-  return loop
+/** The `receive` callback, while one runs; `delivering` guards against a callback that re-enters. */
+interface Reader {
+  onFrame: ((frame: Frame) => void) | undefined
+  delivering: boolean
 }
 
-const makeSend = (machine: Machine, spaceWake: Signal.Signal, senderWake: Signal.Signal, config: Config) =>
+/**
+ * Hands every delivered frame to the reader as plain code, on the turn of the datagram that completed
+ * it (no fiber wake-up per frame). Without a reader, frames wait in the machine, within its windows.
+ */
+const makeDeliver = (machine: Machine, reader: Reader) => (): void => {
+  const onFrame = reader.onFrame
+  if (onFrame === undefined || reader.delivering) return
+  reader.delivering = true
+  try {
+    for (let frames = machine.takeDelivered(); frames.length > 0; frames = machine.takeDelivered()) {
+      for (const frame of frames) onFrame(frame)
+    }
+  } finally {
+    reader.delivering = false
+  }
+}
+
+const makeReceive = (loops: Loops, reader: Reader) => (onFrame: (frame: Frame) => void): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    if (reader.onFrame !== undefined) return Effect.dieMessage("Streams.receive: the connection already has a reader")
+    reader.onFrame = onFrame
+    // Frames that arrived before the reader, then window updates for the room they leave.
+    loops.deliver()
+    loops.pump()
+    return Effect.ensuring(
+      Deferred.await(loops.closed),
+      Effect.sync(() => {
+        reader.onFrame = undefined
+      })
+    )
+  })
+
+const makeSend = (loops: Loops, spaceWake: Signal.Signal, config: Config) =>
 (stream: number, frame: Uint8Array, options?: SendOptions): Effect.Effect<void, LinkError> => {
   if (!Number.isInteger(stream) || stream < 0 || stream >= config.streamsMax) {
     return Effect.dieMessage(`Streams: stream ${stream} is not in [0, ${config.streamsMax})`)
@@ -301,11 +383,12 @@ const makeSend = (machine: Machine, spaceWake: Signal.Signal, senderWake: Signal
     return Effect.fail(new LinkError({ reason: "FrameTooLarge", detail: `${frame.length} > ${config.frameBytesMax}` }))
   }
   const control = options?.priority === "control"
+  const machine = loops.machine
   const attempt: Effect.Effect<void, LinkError> = Effect.suspend(() => {
     if (machine.closed) return Effect.fail(machine.error ?? new LinkError({ reason: "Closed" }))
     const seen = spaceWake.seen()
     if (machine.write(stream, frame, control)) {
-      senderWake.notify()
+      loops.pump()
       return Effect.void
     }
     return Effect.zipRight(spaceWake.wait(seen), attempt)
@@ -343,7 +426,16 @@ export const make = (options: Options): Effect.Effect<Connection, never, Scope.S
       Deferred.unsafeDone(closed, Exit.void)
     }
     const close = (error: LinkError) => Effect.sync(() => closeNow(error))
-    const loops: Loops = { machine, data, acks, senderWake, closed, close, closeNow }
+    const reader: Reader = { onFrame: undefined, delivering: false }
+    const loops: Loops = {
+      machine, data, acks, senderWake, closed, close, closeNow,
+      alarm: { atMs: Infinity, fiber: undefined },
+      pump: () => {},
+      pumpSoon: () => {},
+      deliver: makeDeliver(machine, reader)
+    }
+    const clock = yield* Effect.clock
+    Object.assign(loops, makePump(loops, () => clock.unsafeCurrentTimeMillis()))
     const inbound = options.inbound ?? (acks === data ? [data.receive] : [data.receive, acks.receive])
     const sender = yield* Effect.forkScoped(senderLoop(loops))
     const receiver = yield* Effect.forkScoped(receiverLoop(loops, inbound, options.onEnd ?? Effect.void))
@@ -354,9 +446,9 @@ export const make = (options: Options): Effect.Effect<Connection, never, Scope.S
     yield* Effect.addFinalizer(() => closeAll)
     return {
       peer: data.peer,
-      send: makeSend(machine, spaceWake, senderWake, config),
-      frames: makeFrames(machine, framesWake, senderWake),
-      receive: makeReceive(machine, framesWake, senderWake),
+      send: makeSend(loops, spaceWake, config),
+      frames: makeFrames(loops, framesWake),
+      receive: makeReceive(loops, reader),
       close: closeAll,
       stats: Effect.sync(() => machine.stats())
     } satisfies Connection
