@@ -5,7 +5,8 @@
  *
  * - **Packets** (format in `internal/streamsPacket.ts`) have numbers that are never reused, carry
  *   STREAM data by byte offset, selective ACK ranges, window updates; each fits one path datagram.
- * - **Reliability**: ACKs every second ack-eliciting packet, on any gap, or within `ackDelayMax`;
+ * - **Reliability**: ACKs every second ack-eliciting packet, on any gap, or within `ackDelayMax` (the
+ *   datagrams a path hands over in one turn are acknowledged together, once the turn is through);
  *   loss by SACK evidence (a packet 3 below the largest acknowledged, or 9/8 RTT older than it, as in
  *   RFC 9002) triggers a fast retransmit; otherwise the RFC 6298 timeout (SRTT, RTTVAR, exponential
  *   backoff within [`retransmitTimeoutMin`, `retransmitTimeoutMax`]) retransmits everything outstanding.

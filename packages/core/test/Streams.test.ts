@@ -696,3 +696,71 @@ describe("Streams", () => {
     assert.isAbove(goodput, 0.3)
   })
 })
+
+// ---------------------------------------------------------------------------------------------------
+// Paths that send as plain code (a raw link session's `unsafeSend`): the per-turn fast path
+
+/** A path whose sends are recorded as plain code and whose datagrams the test hands in, a turn at a time. */
+const plainPath = (peer: NodeId.NodeId) => {
+  const sent: Array<Uint8Array> = []
+  let deliver: ((datagram: Uint8Array) => void) | undefined
+  const path: Path.Path = {
+    peer,
+    mtuBytes,
+    send: (datagram) => Effect.sync(() => void sent.push(datagram.slice())),
+    unsafeSend: (datagram) => void sent.push(datagram.slice()),
+    receive: (onDatagram) => {
+      deliver = onDatagram
+      return Effect.never
+    }
+  }
+  /** Hands `datagrams` to the connection in one synchronous loop, as a link does with a chunk of cells. */
+  const turn = (datagrams: ReadonlyArray<Uint8Array>) => datagrams.forEach((datagram) => deliver!(datagram))
+  return { path, sent, turn }
+}
+
+describe("Streams over plain-code paths", () => {
+  it.scoped("a send leaves on the caller's turn, frames reach `receive` on the datagram's, and a turn's datagrams get one ACK", () =>
+    Effect.gen(function*() {
+      const atA = plainPath(idB)
+      const atB = plainPath(idA)
+      const layers = Layer.merge(Limits.layer(), CongestionControl.layerNewReno())
+      const a = yield* Streams.make({ data: atA.path }).pipe(Effect.provide(layers))
+      const b = yield* Streams.make({ data: atB.path }).pipe(Effect.provide(layers))
+      const frames: Array<Streams.Frame> = []
+      yield* Effect.forkScoped(b.receive((frame) => frames.push(frame)))
+      yield* Effect.yieldNow()
+      const count = 8
+      for (let index = 0; index < count; index++) {
+        yield* a.send(1, makeFrame(1, index, 1000))
+        // No yield since the send: only the caller's own fiber can have sent the packet.
+        assert.strictEqual(atA.sent.length, index + 1)
+      }
+      atB.turn(atA.sent)
+      // Delivered within the turn, before any other fiber or microtask ran.
+      assert.deepStrictEqual(frames.map((frame) => frame.frame), Array.from({ length: count }, (_, index) => makeFrame(1, index, 1000)))
+      assert.strictEqual(atB.sent.length, 0)
+      yield* Effect.yieldNow()
+      // Eight ack-eliciting packets would ask for four ACKs one at a time; the turn gets one, covering all.
+      assert.strictEqual(atB.sent.length, 1)
+      const ack = Packet.decode(atB.sent[0]!)
+      assert.isTrue(ack?.kind === "data" && ack.acks.length > 0 && ack.streams.length === 0)
+    }))
+
+  it.scoped("a frame callback that throws closes the connection instead of escaping into the link", () =>
+    Effect.gen(function*() {
+      const atA = plainPath(idB)
+      const atB = plainPath(idA)
+      const layers = Layer.merge(Limits.layer(), CongestionControl.layerNewReno())
+      const a = yield* Streams.make({ data: atA.path }).pipe(Effect.provide(layers))
+      const b = yield* Streams.make({ data: atB.path }).pipe(Effect.provide(layers))
+      yield* Effect.forkScoped(b.receive(() => {
+        throw new Error("handler bug")
+      }))
+      yield* Effect.yieldNow()
+      yield* a.send(1, makeFrame(1, 0, 100))
+      assert.doesNotThrow(() => atB.turn(atA.sent))
+      const exit = yield* Effect.exit(b.send(1, makeFrame(1, 1, 100)))
+      assert.isTrue(Exit.isFailure(exit))
+    }))
+})
