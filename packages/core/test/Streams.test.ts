@@ -719,14 +719,20 @@ const plainPath = (peer: NodeId.NodeId) => {
   return { path, sent, turn }
 }
 
+/** Connections A and B over two plain-code paths (each side's sends recorded, its datagrams handed in by the test). */
+const plainPair = Effect.gen(function*() {
+  const atA = plainPath(idB)
+  const atB = plainPath(idA)
+  const layers = Layer.merge(Limits.layer(), CongestionControl.layerNewReno())
+  const a = yield* Streams.make({ data: atA.path }).pipe(Effect.provide(layers))
+  const b = yield* Streams.make({ data: atB.path }).pipe(Effect.provide(layers))
+  return { a, atA, atB, b }
+})
+
 describe("Streams over plain-code paths", () => {
   it.scoped("a send leaves on the caller's turn, frames reach `receive` on the datagram's, and a turn's datagrams get one ACK", () =>
     Effect.gen(function*() {
-      const atA = plainPath(idB)
-      const atB = plainPath(idA)
-      const layers = Layer.merge(Limits.layer(), CongestionControl.layerNewReno())
-      const a = yield* Streams.make({ data: atA.path }).pipe(Effect.provide(layers))
-      const b = yield* Streams.make({ data: atB.path }).pipe(Effect.provide(layers))
+      const { a, atA, atB, b } = yield* plainPair
       const frames: Array<Streams.Frame> = []
       yield* Effect.forkScoped(b.receive((frame) => frames.push(frame)))
       yield* Effect.yieldNow()
@@ -749,11 +755,7 @@ describe("Streams over plain-code paths", () => {
 
   it.scoped("a frame callback that throws closes the connection instead of escaping into the link", () =>
     Effect.gen(function*() {
-      const atA = plainPath(idB)
-      const atB = plainPath(idA)
-      const layers = Layer.merge(Limits.layer(), CongestionControl.layerNewReno())
-      const a = yield* Streams.make({ data: atA.path }).pipe(Effect.provide(layers))
-      const b = yield* Streams.make({ data: atB.path }).pipe(Effect.provide(layers))
+      const { a, atA, atB, b } = yield* plainPair
       yield* Effect.forkScoped(b.receive(() => {
         throw new Error("handler bug")
       }))
