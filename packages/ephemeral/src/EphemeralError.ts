@@ -18,7 +18,8 @@ export const Reason = Schema.Literal(
   "NoKey", // the account has no lattice keys on the chain
   "BadChannel", // a channel opening that failed its checks (bad signature, unknown sender)
   "TooLarge", // a channel text above its size class, or an inbox watching too many ids
-  "NoBlocks" // the chain view has no recent block hash to stamp a message with
+  "NoBlocks", // the chain view has no recent block hash to stamp a message with
+  "InboxesFull" // the node already serves `inboxSubscribersMax` inbox subscriptions
 )
 
 /** A typed failure of the ephemeral package. */

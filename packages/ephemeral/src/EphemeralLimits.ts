@@ -37,6 +37,8 @@ export interface Values {
   readonly inboxIdsMax: number
   /** Messages buffered per inbox subscriber; past it the oldest is dropped and counted. */
   readonly inboxBufferMessages: number
+  /** Inbox subscriptions a node serves at once (each may buffer `inboxBufferMessages`); more are refused ("InboxesFull"). */
+  readonly inboxSubscribersMax: number
   /** Proof-of-work attempts between two progress reports (and two chances to interrupt). */
   readonly solveBatchAttempts: number
 }
@@ -57,6 +59,7 @@ export const defaults: Values = {
   channelsMax: 256,
   inboxIdsMax: 1024,
   inboxBufferMessages: 1024,
+  inboxSubscribersMax: 64,
   solveBatchAttempts: 16_384
 }
 

@@ -103,8 +103,11 @@ export class EphemeralNode extends Context.Tag("@weft/ephemeral/EphemeralNode")<
   readonly submit: (encoded: Uint8Array) => Effect.Effect<Submitted, EphemeralError>
   /** Stored live messages whose ID0 starts with `prefix` (empty: any), at most `lookupResultsMax`. */
   readonly lookup: (prefix: Uint8Array) => Effect.Effect<ReadonlyArray<Message>>
-  /** Every message this node accepts from now on (its own included), for as long as the scope lives. */
-  readonly subscribe: Effect.Effect<Stream.Stream<Delivered>, never, Scope.Scope>
+  /**
+   * Every message this node accepts from now on (its own included), for as long as the scope lives; at
+   * most `inboxSubscribersMax` at once, past which it fails with `EphemeralError("InboxesFull")`.
+   */
+  readonly subscribe: Effect.Effect<Stream.Stream<Delivered>, EphemeralError, Scope.Scope>
   readonly info: Effect.Effect<Info>
   /** Reads the chain's recent block hashes now (it also does so every `chainRefreshInterval`). */
   readonly refreshChain: Effect.Effect<void>
@@ -238,6 +241,9 @@ export const make = (config: Config = {}): Effect.Effect<
       })
 
     const subscribe = Effect.gen(function*() {
+      if (subscribers.size >= limits.inboxSubscribersMax) {
+        return yield* new EphemeralError({ reason: "InboxesFull", detail: `${subscribers.size} inbox subscriptions already` })
+      }
       const capacity = limits.inboxBufferMessages
       const mailbox = yield* Mailbox.make<Delivered>({ capacity, strategy: "sliding" })
       const subscriber: Subscriber = { mailbox, capacity }

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Entropy, Gossip, Node, NodeRpc, TransportMemory } from "@weft/core"
-import { Chunk, Context, Duration, Effect, Either, Fiber, Layer, Option, Stream } from "effect"
+import { Chunk, Context, Duration, Effect, Either, Exit, Fiber, Layer, Option, Scope, Stream } from "effect"
 import { randomBytes } from "node:crypto"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
@@ -30,7 +30,7 @@ const waitUntil = (done: () => Effect.Effect<boolean>) =>
 type Built = Context.Context<Node.Services | EphemeralNode.EphemeralNode>
 
 /** Nodes on one memory network, connected in a line, each running the service with `configs[i]`. */
-const line = (chain: Chain.Memory, configs: ReadonlyArray<EphemeralNode.Config>) =>
+const line = (chain: Chain.Memory, configs: ReadonlyArray<EphemeralNode.Config>, limits: Partial<EphemeralLimits.Values> = {}) =>
   Effect.gen(function*() {
     const dir = yield* tempDir
     const network = yield* TransportMemory.makeNetwork()
@@ -38,7 +38,7 @@ const line = (chain: Chain.Memory, configs: ReadonlyArray<EphemeralNode.Config>)
     const nodes: Array<Built> = []
     for (const [index, config] of configs.entries()) {
       const ephemeral = EphemeralNode.layer({ algorithms: [Pow.sha256(cheapParams)], ...config }).pipe(
-        Layer.provide(Layer.merge(EphemeralLimits.layer({ chainRefreshInterval: Duration.millis(50), inboxIdsMax: 16 }), Chain.layerMemory(chain)))
+        Layer.provide(Layer.merge(EphemeralLimits.layer({ chainRefreshInterval: Duration.millis(50), inboxIdsMax: 16, ...limits }), Chain.layerMemory(chain)))
       )
       nodes.push(yield* Layer.build(ephemeral.pipe(Layer.provideMerge(Node.layer({
         dataDir: Path.join(dir, `n${index}`),
@@ -191,6 +191,21 @@ describe("EphemeralNode", () => {
       const ids = Array.from({ length: 17 }, () => new Uint8Array(32))
       const result = yield* Effect.either(client.EphemeralInbox({ ids }).pipe(Stream.runDrain))
       assert.strictEqual(Either.isLeft(result) && result.left._tag === "EphemeralError" ? result.left.reason : "ok", "TooLarge")
+    }))
+
+  it.scopedLive("inbox subscriptions past inboxSubscribersMax are refused with a typed error; a closed one frees its place", () =>
+    Effect.gen(function*() {
+      const chain = Chain.makeMemory()
+      const [a] = yield* line(chain, [{}], { inboxSubscribersMax: 2 })
+      const service = serviceOf(a!)
+      const first = yield* Scope.make()
+      yield* Scope.extend(service.subscribe, first)
+      yield* service.subscribe
+      const refused = yield* Effect.either(Effect.scoped(service.subscribe))
+      assert.strictEqual(Either.isLeft(refused) ? refused.left.reason : "ok", "InboxesFull")
+      yield* Scope.close(first, Exit.void)
+      const again = yield* Effect.either(Effect.scoped(service.subscribe))
+      assert.isTrue(Either.isRight(again))
     }))
 })
 
