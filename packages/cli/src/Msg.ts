@@ -9,7 +9,7 @@
 import { Args, Command, Options } from "@effect/cli"
 import { Entropy } from "@weft/core"
 import { Chain, Channel, EphemeralLimits, EphemeralNode, Message, type Pow } from "@weft/ephemeral"
-import { Account } from "@weft/ledger"
+import { Account, Id } from "@weft/ledger"
 import type { Scope } from "effect"
 import { Console, Duration, Effect, Either, Option, Stream } from "effect"
 import * as Fs from "node:fs"
@@ -85,8 +85,12 @@ const out = (s: Session, human: string, machine: Record<string, unknown>) => Con
 const parseTtl = (text: string): Effect.Effect<Duration.Duration, CliError> =>
   Either.match(DurationText.parse(text), { onLeft: (message) => fail(`--ttl: ${message}`), onRight: Effect.succeed })
 
+// An account id is a ledger id (SHA-256 of the account's ML-DSA key): the ledger's parser reads it.
 const parseAccount = (text: string): Effect.Effect<Chain.AccountId, CliError> =>
-  /^(0x)?[0-9a-fA-F]{64}$/.test(text) ? Effect.succeed(text.replace(/^0x/, "").toLowerCase()) : fail(`<account> is not a 0x… account id of 64 hex digits: ${JSON.stringify(text.slice(0, 80))}`)
+  Either.match(Id.parse(text), {
+    onLeft: () => fail(`<account> is not a 0x… account id of 64 hex digits: ${JSON.stringify(text.slice(0, 80))}`),
+    onRight: Effect.succeed
+  })
 
 const hexBytes = (what: string, text: string, max: number): Effect.Effect<Uint8Array, CliError> => {
   const digits = text.replace(/^0x/, "")
