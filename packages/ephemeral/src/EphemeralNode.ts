@@ -333,15 +333,24 @@ const inbox = (
 // ---------------------------------------------------------------------------------------------------
 // The client side
 
-/** A light client's view of the chain through a node's `Rpcs` (for `Channel.open` and `Channel.accept`). */
-export const chainViewOf = (client: NodeRpc.Client<typeof Rpcs>): ChainView["Type"] => ({
-  recentBlockHashes: client.EphemeralInfo().pipe(Effect.map((info) => info.recentBlockHashes), Effect.orElseSucceed(() => [])),
-  latticeKey: (account: AccountId) =>
-    client.EphemeralLatticeKey({ account }).pipe(
-      Effect.map((found): Option.Option<LatticeKey> => Option.fromNullable(found)),
-      Effect.orElseSucceed(() => Option.none())
-    )
+/**
+ * A light client's view of the chain from a node's answers, however they are fetched: a node that
+ * cannot answer reads as one with no recent blocks and no keys (channels then fail with their own errors).
+ */
+export const chainViewFrom = <E>(
+  info: Effect.Effect<Info, E>,
+  latticeKey: (account: AccountId) => Effect.Effect<Option.Option<LatticeKey>, E>
+): ChainView["Type"] => ({
+  recentBlockHashes: info.pipe(Effect.map((found) => found.recentBlockHashes), Effect.orElseSucceed(() => [])),
+  latticeKey: (account: AccountId) => latticeKey(account).pipe(Effect.orElseSucceed(() => Option.none()))
 })
+
+/** A light client's view of the chain through a node's `Rpcs` (for `Channel.open` and `Channel.accept`). */
+export const chainViewOf = (client: NodeRpc.Client<typeof Rpcs>): ChainView["Type"] =>
+  chainViewFrom(
+    client.EphemeralInfo(),
+    (account) => client.EphemeralLatticeKey({ account }).pipe(Effect.map((found): Option.Option<LatticeKey> => Option.fromNullable(found)))
+  )
 
 /** The algorithms of `info` this code can solve (the shipped `sha256`), with the node's parameters. */
 export const algorithmsOf = (info: Info): ReadonlyArray<Pow.Algorithm> =>

@@ -71,9 +71,6 @@ export const ephemeral = (target: string): Effect.Effect<Ephemeral, CliError, Sc
       lookup: (prefix) => Effect.map(call("EphemeralLookup", { prefix }, Schema.Array(Schema.Uint8ArrayFromSelf)), decodeAll),
       latticeKey,
       live,
-      chainView: {
-        recentBlockHashes: info.pipe(Effect.map((found) => found.recentBlockHashes), Effect.orElseSucceed(() => [])),
-        latticeKey: (account) => latticeKey(account).pipe(Effect.orElseSucceed(() => Option.none()))
-      }
+      chainView: EphemeralNode.chainViewFrom(info, latticeKey)
     } satisfies Ephemeral
   })
