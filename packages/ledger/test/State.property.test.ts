@@ -121,9 +121,9 @@ const signStep = (world: World, body: Transaction.Body, step: Step): Transaction
   return transaction
 }
 
-/** Outcomes over all runs, by body kind, so the last test can check that the sequences exercised every kind both ways. */
-const outcomes = new Map<string, { accepted: number; rejected: number }>()
-const count = (kind: string, accepted: boolean) => {
+/** Outcomes by body kind, so a test can check that sequences exercised every kind both ways. */
+type Outcomes = Map<string, { accepted: number; rejected: number }>
+const count = (outcomes: Outcomes, kind: string, accepted: boolean) => {
   const entry = outcomes.get(kind) ?? { accepted: 0, rejected: 0 }
   if (accepted) entry.accepted++
   else entry.rejected++
@@ -142,39 +142,55 @@ const checkInvariants = (state: State.State) => {
   for (const [, amount] of state.unclaimed) assert.isTrue(amount > 0n)
 }
 
-describe("State over random transaction sequences", () => {
-  it.prop("value is conserved, nothing goes negative, rejections change nothing, diffs replay", [fc.array(step, { minLength: 10, maxLength: 24 })], ([steps]) => {
-    const initial = genesis(accounts.flatMap((account, index) => [tokens(40 - 10 * index), tokens(7), tokens(3)].map((amount) => ({ owner: account.id, amount }))))
-    const world: World = { state: initial, secrets: new Map() }
-    let combined = Diff.empty
-    for (const [height, current] of steps.entries()) {
-      if (current.kind === 9) {
-        const diff = ok(State.reward(world.state, accounts[current.signer]!.id, height, params))
-        world.state = State.applyDiff(world.state, diff)
-        combined = Diff.combine(combined, diff)
-        continue
-      }
-      const honest = bodyFor(world, current)
-      const body = honest === undefined ? undefined : hostileBody(honest, current.hostile, world, current.pick)
-      if (body === undefined) continue
-      const transaction = signStep(world, body, current)
-      const before = snapshot(world.state)
-      const result = State.validate(world.state, transaction, params)
-      count(body._tag, Either.isRight(result))
-      if (Either.isLeft(result)) {
-        assert.deepStrictEqual(snapshot(world.state), before, "a rejected transaction changes nothing")
-      } else {
-        assert.strictEqual(current.hostile, 0, `a hostile transaction (${current.hostile}) was accepted`)
-        world.state = State.applyDiff(world.state, result.right)
-        combined = Diff.combine(combined, result.right)
-      }
-      checkInvariants(world.state)
+const sequences = fc.array(step, { minLength: 10, maxLength: 24 })
+
+/** Applies one random sequence, checking every invariant after each step and the combined diff at the end. */
+const runSequence = (steps: ReadonlyArray<Step>, outcomes: Outcomes) => {
+  const initial = genesis(accounts.flatMap((account, index) => [tokens(40 - 10 * index), tokens(7), tokens(3)].map((amount) => ({ owner: account.id, amount }))))
+  const world: World = { state: initial, secrets: new Map() }
+  let combined = Diff.empty
+  for (const [height, current] of steps.entries()) {
+    if (current.kind === 9) {
+      const diff = ok(State.reward(world.state, accounts[current.signer]!.id, height, params))
+      world.state = State.applyDiff(world.state, diff)
+      combined = Diff.combine(combined, diff)
+      continue
     }
-    const replayed = ok(Diff.decode(ok(Diff.encode(combined)), 1 << 24))
-    assert.deepStrictEqual(snapshot(State.applyDiff(initial, replayed)), snapshot(world.state), "one combined diff replays the sequence")
+    const honest = bodyFor(world, current)
+    const body = honest === undefined ? undefined : hostileBody(honest, current.hostile, world, current.pick)
+    if (body === undefined) continue
+    const transaction = signStep(world, body, current)
+    const before = snapshot(world.state)
+    const result = State.validate(world.state, transaction, params)
+    count(outcomes, body._tag, Either.isRight(result))
+    if (Either.isLeft(result)) {
+      assert.deepStrictEqual(snapshot(world.state), before, "a rejected transaction changes nothing")
+    } else {
+      assert.strictEqual(current.hostile, 0, `a hostile transaction (${current.hostile}) was accepted`)
+      world.state = State.applyDiff(world.state, result.right)
+      combined = Diff.combine(combined, result.right)
+    }
+    checkInvariants(world.state)
+  }
+  const replayed = ok(Diff.decode(ok(Diff.encode(combined)), 1 << 24))
+  assert.deepStrictEqual(snapshot(State.applyDiff(initial, replayed)), snapshot(world.state), "one combined diff replays the sequence")
+}
+
+/**
+ * The coverage check runs its own sequences from a fixed seed: whether 40 random sequences happen to reach, say, a
+ * rejected Accept (a pending transfer to accept, then a hostile step on it) is chance, and a check that fails by
+ * chance is noise. The property above keeps a fresh seed on every run.
+ */
+const coverageSeed = 20261122
+
+describe("State over random transaction sequences", () => {
+  it.prop("value is conserved, nothing goes negative, rejections change nothing, diffs replay", [sequences], ([steps]) => {
+    runSequence(steps, new Map())
   }, { fastCheck: { numRuns: 40 } })
 
-  it("the sequences above exercised every kind, accepted and rejected", () => {
+  it("sequences from a fixed seed exercise every kind, accepted and rejected", () => {
+    const outcomes: Outcomes = new Map()
+    fc.assert(fc.property(sequences, (steps) => runSequence(steps, outcomes)), { seed: coverageSeed, numRuns: 40 })
     for (const kind of ["Transfer", "TransferCoin", "Accept", "Reject", "Split", "Merge", "Mint", "Rendezvous", "MutualTransfer"]) {
       const entry = outcomes.get(kind)
       assert.isAbove(entry?.accepted ?? 0, 0, `${kind} accepted`)
