@@ -11,8 +11,9 @@
  *   initiator's first session cell. X-Wing (ML-KEM-768 + X25519) to an ephemeral key of the initiator
  *   (forward secrecy), and KEM authentication (KEMTLS): each side encapsulates to the static X-Wing key
  *   in the other's certificate, which its ML-DSA-65 identity signed once when the link was made; no
- *   signature per handshake. Session keys from HKDF(psk ‖ three KEM secrets, transcript). Verified
- *   certificates are cached (`certificateCacheEntriesMax`). The responder does no public-key work
+ *   signature per handshake. Session keys from HKDF(psk ‖ three KEM secrets, transcript). Each side
+ *   checks the other's certificate just after its own FINISH or CONFIRM went out, while the peer works on it,
+ *   and starts nothing before the check passed; verified certificates are cached (`certificateCacheEntriesMax`). The responder does no public-key work
  *   before an INIT opened under the PSK, and none at all for an INIT it has answered before (replay
  *   cache); with `handshakesBeforeCookie` responder handshakes in flight it answers INIT with a
  *   stateless cookie and works only for an INIT that returns a valid one. The initiator's session
@@ -580,8 +581,9 @@ const onInit = (ctx: Ctx, from: Address, frame: Uint8Array): Effect.Effect<void>
 }
 
 /**
- * A FINISH for our RESP: the responder's second expensive step (a decapsulation, a certificate check,
- * an encapsulation), done only once its KEM ciphertext opened under the INIT's ephemeral secret.
+ * A FINISH for our RESP: the responder's second expensive step (a decapsulation and an encapsulation, then,
+ * once CONFIRM went out, a certificate check), done only once its KEM ciphertext opened under the INIT's
+ * ephemeral secret.
  */
 const onFinish = (ctx: Ctx, from: Address, frame: Uint8Array): Effect.Effect<void> | undefined => {
   const nonces = hs.noncesOf(frame)
@@ -597,11 +599,21 @@ const onFinish = (ctx: Ctx, from: Address, frame: Uint8Array): Effect.Effect<voi
   )
   if (confirmed === "Malformed") return rejectFrame(ctx, frame, "framesMalformed")
   if (typeof confirmed === "string") return failHandshake(ctx, "identityFailures")
+  const before = { flight: responder.flight, sends: responder.sends, sentAtMs: responder.sentAtMs }
   responder.keys = keysFor(ctx, confirmed.secrets, false)
   responder.flight = flightOf(ctx, confirmed.frame)
   responder.sends = 1
   responder.sentAtMs = ctx.now()
-  return sendFlight(ctx, from, responder.flight)
+  return Effect.zipRight(
+    sendFlight(ctx, from, responder.flight),
+    Effect.sync(() => {
+      // cert_I's signature, checked while CONFIRM travels and the initiator decapsulates. A forgery takes back
+      // the keys (its key confirmation then opens under nothing): the handshake waits for FINISH again.
+      if (confirmed.verifyPeer()) return
+      Object.assign(responder, before, { keys: undefined })
+      failHandshake(ctx, "identityFailures")
+    })
+  )
 }
 
 interface Nonces {
@@ -657,8 +669,8 @@ const onConfirmation = (
 // Handshake: initiator side
 
 /**
- * A RESP for our INIT: decapsulation, the responder's certificate (a cache hit or one verification) and
- * an encapsulation to its static key; FINISH goes out and replaces INIT on the timer.
+ * A RESP for our INIT: decapsulation and an encapsulation to the static key cert_R names; FINISH goes out
+ * and replaces INIT on the timer, and then cert_R's signature is checked (a cache hit or one verification).
  */
 const onResp = (ctx: Ctx, from: Address, frame: Uint8Array): Effect.Effect<void> | undefined => {
   const nonces = hs.noncesOf(frame)
@@ -674,11 +686,21 @@ const onResp = (ctx: Ctx, from: Address, frame: Uint8Array): Effect.Effect<void>
   // A bad RESP does not end the attempt: a forger with the PSK must not be able to cancel our dial.
   if (typeof finished === "string") return failHandshake(ctx, "identityFailures")
   if (initiator.rekey && ctx.byAddress.get(from)?.info.peer !== finished.peer) return failHandshake(ctx, "identityFailures")
+  const before = { flight: initiator.flight, attempts: initiator.attempts, sentAtMs: initiator.sentAtMs }
   initiator.finished = finished
   initiator.flight = flightOf(ctx, finished.frame)
   initiator.attempts = 1
   initiator.sentAtMs = ctx.now()
-  return sendFlight(ctx, from, initiator.flight)
+  return Effect.zipRight(
+    sendFlight(ctx, from, initiator.flight),
+    Effect.sync(() => {
+      // cert_R's signature, checked while the responder works on FINISH. A forgery puts the attempt back to
+      // waiting for RESP, as if its RESP had never come.
+      if (finished.verifyPeer()) return
+      if (initiator.finished === finished) Object.assign(initiator, before, { finished: undefined })
+      failHandshake(ctx, "identityFailures")
+    })
+  )
 }
 
 const confirmingOf = (ctx: Ctx, finished: hs.Finished): Confirming => ({
@@ -720,6 +742,9 @@ const onConfirm = (ctx: Ctx, from: Address, frame: Uint8Array): Effect.Effect<vo
   if (pending === undefined || initiator === undefined || finished === undefined || !matches(finished, nonces)) {
     return onStrayConfirm(ctx, from, frame, nonces)
   }
+  // Checked already, as FINISH went out (cells are handled one after another); asked again so that no order of
+  // events can start a session with an unchecked responder.
+  if (!finished.verifyPeer()) return rejectFrame(ctx, frame)
   const secrets = hs.complete(ctx.suite, ctx.credentials, finished, frame)
   if (secrets === "Malformed") return rejectFrame(ctx, frame, "framesMalformed")
   // A CONFIRM that does not open (a man in the middle without cert_R's key) does not end the attempt either.

@@ -615,7 +615,7 @@ describe("LinkSecure: probes and hostile input get silence", () => {
       assert.deepStrictEqual(yield* takeFrames(atB, 1), [bytes(3)], "the session is as it was")
     }))
 
-  it.scoped("a FINISH whose certificate names another node, is signed by another key or for another ID is refused and unanswered", () =>
+  it.scoped("a FINISH whose certificate names another node is refused unanswered; one signed by another key or for another ID is answered before its check, but never starts a session", () =>
     Effect.gen(function*() {
       const net = makeNet()
       const countB = counting(LinkPlain.mlDsa65)
@@ -636,29 +636,54 @@ describe("LinkSecure: probes and hostile input get silence", () => {
           assert.notTypeOf(finished, "string")
           const replies = net.countTo(from)
           net.injectHandshake(from, "fake:b", (finished as hs.Finished).frame)
-          return replies
+          return { replies, finished: finished as hs.Finished }
         })
-      // INIT claims X; FINISH carries Y's own, valid certificate.
-      const replies1 = yield* attempt("fake:x", x, hs.makeCredentials(suite, y))
+      /** Opens B's CONFIRM with the static key `credentials` hold and sends B the key confirmation under the session keys. */
+      const sendKeyConfirmation = (from: Address, credentials: hs.Credentials, finished: hs.Finished) => {
+        const confirm = net.handshakeFramesTo(from)[1]!
+        assert.strictEqual(confirm[0], Kind.Confirm)
+        const secrets = hs.complete(suite, credentials, finished, confirm)
+        assert.notTypeOf(secrets, "string", "the sender holds the static key its certificate names")
+        const sealer = crypto.makeSealer((secrets as hs.SessionSecrets).initiatorToResponder)
+        for (const inner of fragment.cut(Uint8Array.of(Kind.Keepalive), 1, innerBytes)) {
+          net.injectCell(from, "fake:b", crypto.sealData(sealer, inner))
+        }
+      }
+      // INIT claims X; FINISH carries Y's own, valid certificate: refused before any KEM work, unanswered.
+      const first = yield* attempt("fake:x", x, hs.makeCredentials(suite, y))
       yield* until("refused", () => security(b).identityFailures === 1)
-      assert.strictEqual(net.countTo("fake:x"), replies1)
-      // X's key and ID, but the certificate signed by Y's secret key.
+      yield* settle
+      assert.strictEqual(net.countTo("fake:x"), first.replies)
+      // X's key and ID, but the certificate signed by Y's secret key; then X's key, but signed for Y's node ID. The
+      // sender holds kemX: B's CONFIRM (sent before the signature check) opens for it, and it makes the key
+      // confirmation. The check took B's keys back, so that confirmation opens under nothing.
       const signedByY = hs.signCertificate(suite, y, x.publicKey, NodeId.toBytes(x.id), kemX)
-      const replies2 = yield* attempt("fake:y", x, { ...credentialsX, certificate: signedByY })
-      yield* until("refused", () => security(b).identityFailures === 2)
-      assert.strictEqual(net.countTo("fake:y"), replies2)
-      // X's key signs, but for Y's node ID.
       const forAnotherId = hs.signCertificate(suite, x, x.publicKey, NodeId.toBytes(y.id), kemX)
-      const replies3 = yield* attempt("fake:z", x, { ...credentialsX, certificate: forAnotherId })
-      yield* until("refused", () => security(b).identityFailures === 3)
-      assert.strictEqual(net.countTo("fake:z"), replies3)
-      assert.deepStrictEqual([tables(b).sessions, stats(b).sessionsOpened], [0, 0])
-      // B encapsulated for the three RESPs and never for a CONFIRM; it checked two signatures (the ID mismatch needed none).
-      assert.deepStrictEqual([countB.counts.encapsulate, countB.counts.verify], [3, 2])
+      const forgeries: ReadonlyArray<readonly [Address, Uint8Array]> = [["fake:y", signedByY], ["fake:z", forAnotherId]]
+      for (const [index, [from, certificate]] of forgeries.entries()) {
+        const credentials = { ...credentialsX, certificate }
+        const { finished } = yield* attempt(from, x, credentials)
+        yield* until("refused", () => security(b).identityFailures === 2 + index)
+        assert.deepStrictEqual(net.handshakeFramesTo(from).map((frame) => frame[0]), [Kind.Resp, Kind.Confirm])
+        const unauthenticated = security(b).cellsUnauthenticated
+        sendKeyConfirmation(from, credentials, finished)
+        yield* until("key confirmation refused", () => security(b).cellsUnauthenticated === unauthenticated + 1)
+      }
+      yield* settle
+      assert.deepStrictEqual([tables(b).sessions, stats(b).sessionsOpened, b.announced.length], [0, 0, 0])
+      // B encapsulated for the three RESPs and the two CONFIRMs; it checked two signatures (the ID mismatch needed none).
+      assert.deepStrictEqual([countB.counts.encapsulate, countB.counts.verify], [5, 2])
       assert.isTrue(net.handshakeFramesTo("fake:x").every((frame) => frame[0] === Kind.Resp))
+      // The same steps with X's genuine certificate start the session: the refusals above are the checks', not the test's.
+      const genuine = yield* attempt("fake:w", x, credentialsX)
+      yield* until("CONFIRM", () => net.handshakeFramesTo("fake:w").length === 2)
+      sendKeyConfirmation("fake:w", credentialsX, genuine.finished)
+      yield* until("session", () => b.announced.length === 1)
+      assert.strictEqual(b.announced[0]!.peer, x.id)
+      assert.strictEqual(security(b).identityFailures, 3)
     }))
 
-  it.scoped("a RESP with a certificate signed by another key gets no FINISH; one for another node ID either", () =>
+  it.scoped("a RESP with a certificate signed by another key, or for another node ID, never completes the dial, and a genuine RESP still does", () =>
     Effect.gen(function*() {
       const net = makeNet()
       const a = yield* startNode(net, "fake:a", Identity.generate(seed(1)), { parts: { signatures: LinkPlain.mlDsa65 } })
@@ -671,19 +696,39 @@ describe("LinkSecure: probes and hostile input get silence", () => {
       yield* until("INIT", () => net.handshakeFramesTo("fake:i").length === 1)
       const initFrame = net.handshakeFramesTo("fake:i")[0]!
       const init = hs.decodeInit(crypto.xwing, initFrame)!
+      /** Answers A's INIT as `credentials`; returns the CONFIRM for the FINISH A sends back. */
+      const respond = (credentials: hs.Credentials) =>
+        Effect.gen(function*() {
+          const finishes = net.handshakeFramesTo("fake:i").length
+          const responded = hs.respond(suite, credentials, initFrame, init, fresh(32), fresh(64))!
+          net.injectHandshake("fake:i", "fake:a", responded.frame)
+          yield* until("FINISH", () => net.handshakeFramesTo("fake:i").length === finishes + 1)
+          const finish = net.handshakeFramesTo("fake:i")[finishes]!
+          assert.strictEqual(finish[0], Kind.Finish)
+          const confirmed = hs.confirm(suite, credentials, hs.makeCertificateCache(4), responded, init.id, finish, fresh(64))
+          assert.notTypeOf(confirmed, "string")
+          return (confirmed as hs.Confirmed).frame
+        })
+      // A answers each forged RESP with a FINISH before it checks the signature (its sender holds kemX, so it can
+      // make the CONFIRM); the check then puts A back to waiting for RESP, and that CONFIRM matches nothing.
       const forged = [
         hs.signCertificate(suite, y, x.publicKey, NodeId.toBytes(x.id), kemX),
         hs.signCertificate(suite, x, x.publicKey, NodeId.toBytes(y.id), kemX)
       ]
-      for (const certificate of forged) {
-        const resp = hs.respond(suite, { ...credentialsX, certificate }, initFrame, init, fresh(32), fresh(64))!
-        net.injectHandshake("fake:i", "fake:a", resp.frame)
+      for (const [index, certificate] of forged.entries()) {
+        const confirm = yield* respond({ ...credentialsX, certificate })
+        yield* until("refused", () => security(a).identityFailures === index + 1)
+        const replayed = security(a).handshakesReplayed
+        net.injectHandshake("fake:i", "fake:a", confirm)
+        yield* until("CONFIRM refused", () => security(a).handshakesReplayed === replayed + 1)
       }
-      yield* until("refused", () => security(a).identityFailures === 2)
       yield* settle
-      assert.deepStrictEqual(net.handshakeFramesTo("fake:i").map((frame) => frame[0]), [Kind.Init])
-      yield* advance("6 seconds", "500 millis")
-      assert.strictEqual((yield* Effect.flip(Fiber.join(dial))).reason, "Timeout")
+      assert.deepStrictEqual([a.announced.length, tables(a).sessions, stats(a).sessionsOpened], [0, 0, 0])
+      // The attempt lives on: X's genuine RESP to the same INIT completes the dial.
+      net.injectHandshake("fake:i", "fake:a", yield* respond(credentialsX))
+      const session = yield* Fiber.join(dial)
+      assert.strictEqual(session.peer, x.id)
+      assert.strictEqual(security(a).identityFailures, 2)
     }))
 
   it.scoped("a man in the middle with the PSK and B's certificate, but not B's static key, cannot complete; as itself it is its own peer", () =>

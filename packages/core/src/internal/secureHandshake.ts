@@ -26,8 +26,12 @@
  * | 5 COOKIE | nonce_I ‖ cookie(36) |
  *
  * - RESP: ct_e = Encaps(epk_I) → ss_e, the ephemeral secret (forward secrecy).
- * - FINISH: the initiator checks cert_R, then ct_S = Encaps(pk_kem of cert_R) → ss_S.
- * - CONFIRM: the responder decapsulates ct_S, checks cert_I against id_I, then ct_C = Encaps(pk_kem of cert_I) → ss_C.
+ * - FINISH: the initiator reads cert_R, then ct_S = Encaps(pk_kem of cert_R) → ss_S.
+ * - CONFIRM: the responder decapsulates ct_S, checks that cert_I names id_I, then ct_C = Encaps(pk_kem of cert_I) → ss_C.
+ * - Each side verifies the other's certificate signature right after its FINISH or CONFIRM went out, while
+ *   the peer works on it, and trusts nothing before the check passed: a failed check puts the handshake
+ *   back to waiting for RESP or FINISH. Neither message shows an unchecked peer anything it may not see
+ *   (a certificate whose ID INIT already named, an encapsulation to the key the peer's certificate names).
  * - The initiator decapsulates ct_C and has the session; its first cell under the session keys (a
  *   keepalive it sends at once) is its key confirmation, and the responder's session starts on it.
  *
@@ -51,9 +55,10 @@
  * ephemeral keys, so recorded traffic stays secret even if static keys and the PSK leak later.
  *
  * The responder does public-key work only for an INIT that opened under the PSK (and, under load,
- * returned a cookie): one encapsulation for RESP; then a decapsulation, a certificate check and one
- * more encapsulation for a FINISH whose E_{k_s} opened. The initiator's critical path is one key
- * generation, two decapsulations, one encapsulation and one certificate check.
+ * returned a cookie): one encapsulation for RESP; then a decapsulation, one more encapsulation and a
+ * certificate check for a FINISH whose E_{k_s} opened. The initiator's critical path is two
+ * decapsulations and one encapsulation (after a link's first dial its ephemeral key pair is made ahead,
+ * and its certificate check overlaps the responder's work on FINISH).
  *
  * Retransmission and replay: each side's timer repeats its last message (the initiator INIT, then
  * FINISH; the responder RESP, then CONFIRM), and the initiator its key confirmation until a cell from
@@ -169,8 +174,17 @@ const rememberCertificate = (cache: CertificateCache, key: string): void => {
   cache.verified.add(key)
 }
 
-/** Checks a certificate (from the cache when its exact bytes verified before); undefined if it is not valid. */
-export const checkCertificate = (suite: Suite, cache: CertificateCache, certificate: Uint8Array): Certified | undefined => {
+/**
+ * A certificate whose fields were read but whose signature may not have been checked yet: `verify` checks it
+ * once (a cache hit needs no check) and remembers the answer. The handshake checks a peer's certificate right
+ * after its own reply went out, while the peer works on that reply (see `finish` and `confirm`).
+ */
+export interface ReadCertificate extends Certified {
+  readonly verify: () => boolean
+}
+
+/** Reads a certificate (a cache hit when its exact bytes verified before); undefined if its length is wrong. */
+export const readCertificate = (suite: Suite, cache: CertificateCache, certificate: Uint8Array): ReadCertificate | undefined => {
   if (certificate.length !== certificateBytes(suite)) return undefined
   const keyEnd = suite.signatures.publicKeyBytes
   const publicKey = certificate.subarray(0, keyEnd)
@@ -179,12 +193,25 @@ export const checkCertificate = (suite: Suite, cache: CertificateCache, certific
   const key = Buffer.from(sha256(certificate)).toString("base64")
   if (cache.verified.delete(key)) {
     cache.verified.add(key)
-    return { id, kemPublicKey }
+    return { id, kemPublicKey, verify: () => true }
   }
-  const signature = certificate.subarray(keyEnd + suite.kem.publicKeyBytes)
-  if (!suite.signatures.verify(publicKey, certificateStatement(NodeId.toBytes(id), kemPublicKey), signature)) return undefined
-  rememberCertificate(cache, key)
-  return { id, kemPublicKey }
+  const signature = certificate.slice(keyEnd + suite.kem.publicKeyBytes)
+  const publicKeyCopy = publicKey.slice()
+  let verdict: boolean | undefined
+  const verify = (): boolean => {
+    if (verdict === undefined) {
+      verdict = suite.signatures.verify(publicKeyCopy, certificateStatement(NodeId.toBytes(id), kemPublicKey), signature)
+      if (verdict) rememberCertificate(cache, key)
+    }
+    return verdict
+  }
+  return { id, kemPublicKey, verify }
+}
+
+/** Checks a certificate now (from the cache when its exact bytes verified before); undefined if it is not valid. */
+export const checkCertificate = (suite: Suite, cache: CertificateCache, certificate: Uint8Array): Certified | undefined => {
+  const read = readCertificate(suite, cache, certificate)
+  return read !== undefined && read.verify() ? { id: read.id, kemPublicKey: read.kemPublicKey } : undefined
 }
 
 /** The node ID a certificate names (whether or not it is valid); undefined if its length is wrong. */
@@ -381,6 +408,8 @@ export interface Initiating {
 export interface Finished {
   /** The node cert_R names; proven only when CONFIRM opens. */
   readonly peer: NodeId.NodeId
+  /** Checks cert_R's signature (once); the link calls it as soon as FINISH went out, and CONFIRM counts only after it passed. */
+  readonly verifyPeer: () => boolean
   readonly nonceI: Uint8Array
   readonly nonceR: Uint8Array
   readonly frame: Uint8Array
@@ -389,7 +418,12 @@ export interface Finished {
   readonly ikm: Uint8Array
 }
 
-/** Opens RESP and checks cert_R; builds FINISH (a decapsulation, a certificate check, an encapsulation). */
+/**
+ * Opens RESP, reads cert_R and builds FINISH (a decapsulation and an encapsulation). cert_R's signature is
+ * left to `verifyPeer`, so the link can check it while the responder works on FINISH: FINISH shows an
+ * unchecked responder nothing it may not see (our certificate, whose ID INIT already named, and an
+ * encapsulation to the key cert_R names), and nothing is trusted before the check passes.
+ */
 export const finish = (
   suite: Suite,
   local: Credentials,
@@ -406,7 +440,7 @@ export const finish = (
   const ikm1 = concat([suite.psk, sharedSecret])
   const certificate = openOnce(key(ikm1, th2, "resp"), frame.subarray(clearEnd))
   if (certificate === undefined) return "Decrypt"
-  const responder = checkCertificate(suite, cache, certificate)
+  const responder = readCertificate(suite, cache, certificate)
   if (responder === undefined || responder.id === local.id) return "Identity"
   const encapsulated = suite.kem.encapsulate(responder.kemPublicKey, encapsulateRandom)
   if (encapsulated === undefined) return "Kem"
@@ -418,6 +452,7 @@ export const finish = (
   const sealedCertificate = sealOnce(key(ikm, th4, "finish"), local.certificate)
   return {
     peer: responder.id,
+    verifyPeer: responder.verify,
     nonceI: state.nonce,
     nonceR,
     frame: concat([Uint8Array.of(Kind.Finish), state.nonce, nonceR, sealedKem, sealedCertificate]),
@@ -429,15 +464,19 @@ export const finish = (
 // ---------------------------------------------------------------------------------------------------
 // CONFIRM (responder)
 
-/** What a checked FINISH yields the responder: CONFIRM and the session's keys. */
+/** What an opened FINISH yields the responder: CONFIRM and the session's keys, valid once `verifyPeer` passed. */
 export interface Confirmed {
   readonly frame: Uint8Array
   readonly secrets: SessionSecrets
+  /** Checks cert_I's signature (once); the link calls it as soon as CONFIRM went out, and starts no session before it passed. */
+  readonly verifyPeer: () => boolean
 }
 
 /**
  * Opens FINISH (its KEM ciphertext first: nothing is decapsulated for a sender without the INIT's
- * ephemeral secret), checks cert_I against the INIT's claimed ID, and builds CONFIRM.
+ * ephemeral secret), checks that cert_I names the INIT's claimed ID, and builds CONFIRM. cert_I's
+ * signature is left to `verifyPeer`, as cert_R's in `finish`: CONFIRM only proves that we decapsulated
+ * ct_S, and an encapsulation to an unchecked key gives its holder nothing while we start no session.
  */
 export const confirm = (
   suite: Suite,
@@ -461,7 +500,7 @@ export const confirm = (
   // The cheap check first: the certificate must name the node the INIT claimed.
   const claimed = certificateId(suite, certificate)
   if (claimed === undefined || !equalBytes(NodeId.toBytes(claimed), claimedId)) return "Identity"
-  const initiator = checkCertificate(suite, cache, certificate)
+  const initiator = readCertificate(suite, cache, certificate)
   if (initiator === undefined) return "Identity"
   const encapsulated = suite.kem.encapsulate(initiator.kemPublicKey, encapsulateRandom)
   if (encapsulated === undefined) return "Kem"
@@ -469,7 +508,8 @@ export const confirm = (
   const sealed = sealOnce(key(ikm2, th5, "confirm"), encapsulated.cipherText)
   return {
     frame: concat([Uint8Array.of(Kind.Confirm), responded.nonceI, responded.nonceR, sealed]),
-    secrets: sessionSecrets(concat([ikm2, encapsulated.sharedSecret]), sha256(th5, encapsulated.cipherText))
+    secrets: sessionSecrets(concat([ikm2, encapsulated.sharedSecret]), sha256(th5, encapsulated.cipherText)),
+    verifyPeer: initiator.verify
   }
 }
 
