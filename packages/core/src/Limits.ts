@@ -60,6 +60,11 @@ export interface Values {
   readonly handshakeInitMaxAge: Duration.Duration
   /** Peer certificates remembered as verified, so a reconnecting peer costs no second signature check; least recently used evicted. */
   readonly certificateCacheEntriesMax: number
+  /**
+   * Static keys of peers met before (by the address dialed, or the node ID that dialed), so a redial
+   * encapsulates to them ahead of time; least recently used evicted.
+   */
+  readonly staticKeysKnownMax: number
 
   // Messages
   /** Largest encoded envelope (must not exceed frameBytesMax). */
@@ -235,6 +240,7 @@ export const defaults: Values = {
   initReplayCacheEntries: 4096,
   handshakeInitMaxAge: Duration.minutes(2),
   certificateCacheEntriesMax: 1024,
+  staticKeysKnownMax: 256,
 
   envelopeBytesMax: 64 * 1024,
   streamsPerPeerMax: 1024,

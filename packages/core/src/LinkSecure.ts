@@ -12,12 +12,15 @@
  *   (forward secrecy), and KEM authentication (KEMTLS): each side encapsulates to the static X-Wing key
  *   in the other's certificate, which its ML-DSA-65 identity signed once when the link was made; no
  *   signature per handshake. Session keys from HKDF(psk ‖ three KEM secrets, transcript). Each side
- *   checks the other's certificate just after its own FINISH or CONFIRM went out, while the peer works on it,
- *   and starts nothing before the check passed; verified certificates are cached (`certificateCacheEntriesMax`). The responder does no public-key work
- *   before an INIT opened under the PSK, and none at all for an INIT it has answered before (replay
- *   cache); with `handshakesBeforeCookie` responder handshakes in flight it answers INIT with a
- *   stateless cookie and works only for an INIT that returns a valid one. The initiator's session
- *   starts on CONFIRM, the responder's on the initiator's first cell under the session keys.
+ *   checks the other's certificate just after its own FINISH or CONFIRM went out, while the peer works
+ *   on it, and starts nothing before the check passed; verified certificates are cached
+ *   (`certificateCacheEntriesMax`). Between peers that met before, each side makes its encapsulation to
+ *   the other's static key ahead, while the other works on its last message (`staticKeysKnownMax`).
+ *   The responder does no public-key work before an INIT opened under the PSK, and none at all for an
+ *   INIT it has answered before (replay cache); with `handshakesBeforeCookie` responder handshakes in
+ *   flight it answers INIT with a stateless cookie and works only for an INIT that returns a valid one.
+ *   The initiator's session starts on CONFIRM, the responder's on the initiator's first cell under the
+ *   session keys.
  * - **Replay**: a sliding window over packet numbers per key (`replayWindowCells`).
  * - **Rekey**: the session's initiator runs a fresh handshake over the live session after
  *   `rekeyAfterCells` cells or `rekeyAfter` (the responder asks for one when its own count runs out).
@@ -147,6 +150,7 @@ interface Settings {
   readonly cookieRotationMs: number
   readonly handshakesBeforeCookie: number
   readonly initMaxAgeMs: number
+  readonly staticKeysKnownMax: number
   readonly tickMs: number
 }
 
@@ -169,6 +173,8 @@ interface Initiator {
   cookie: Uint8Array | undefined
   /** Set by a RESP that checked out: what CONFIRM is opened with. */
   finished: hs.Finished | undefined
+  /** The encapsulation to the static key last seen at this address, made while the responder works on INIT. */
+  ahead: hs.Ahead | undefined
   attempts: number
   sentAtMs: number
 }
@@ -189,6 +195,8 @@ interface Responder {
   sentAtMs: number
   /** Inner cells authenticated under `keys` before the session is installed; delivered with it. */
   readonly early: Array<Uint8Array>
+  /** The encapsulation to the static key this node ID's certificate named last time, made while it works on RESP. */
+  ahead: hs.Ahead | undefined
 }
 
 /** Handshakes in progress with one address. */
@@ -259,6 +267,8 @@ interface Ctx {
   readonly suite: hs.Suite
   readonly credentials: hs.Credentials
   readonly certificates: hs.CertificateCache
+  /** Static KEM keys from checked certificates, by `dialedKey` or `dialerKey`; least recently used first. */
+  readonly staticKeys: Map<string, Uint8Array>
   readonly random: (length: number) => Uint8Array
   readonly cookieMaster: Uint8Array
   readonly settings: Settings
@@ -357,6 +367,28 @@ const failHandshake = (ctx: Ctx, counter?: keyof Security): undefined => {
   if (counter !== undefined) ctx.counters[counter]++
   ctx.counters.handshakesFailed++
   return undefined
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Static keys of peers met before (see `hs.Ahead`)
+
+const dialedKey = (address: Address): string => `dialed ${address}`
+const dialerKey = (peer: NodeId.NodeId): string => `dialer ${peer}`
+
+/** Remembers the static key a checked certificate named; bounded by `staticKeysKnownMax`, least recently used out. */
+const rememberStaticKey = (ctx: Ctx, key: string, staticKey: Uint8Array): void => {
+  if (ctx.settings.staticKeysKnownMax <= 0) return
+  ctx.staticKeys.delete(key)
+  if (ctx.staticKeys.size >= ctx.settings.staticKeysKnownMax) ctx.staticKeys.delete(ctx.staticKeys.keys().next().value!)
+  ctx.staticKeys.set(key, staticKey)
+}
+
+/** An encapsulation to the static key remembered under `key`, if any; made while the peer works on our message. */
+const encapsulateAhead = (ctx: Ctx, key: string): hs.Ahead | undefined => {
+  const staticKey = ctx.staticKeys.get(key)
+  return staticKey === undefined
+    ? undefined
+    : hs.encapsulateAhead(ctx.suite, staticKey, ctx.random(ctx.suite.kem.encapsulateRandomBytes))
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -520,7 +552,10 @@ const cookieGate = (ctx: Ctx, from: Address, frame: Uint8Array, init: hs.Init): 
   return sendHandshake(ctx, from, hs.encodeCookie(init.nonce, hs.makeCookie(ctx.cookieMaster, cookieEpoch(ctx), from)))
 }
 
-/** The encapsulation to the INIT's ephemeral key: the responder's first expensive step, once per fresh INIT. */
+/**
+ * The encapsulation to the INIT's ephemeral key: the responder's first expensive step, once per fresh INIT.
+ * After RESP went out, for a dialer met before, the encapsulation to its static key is made ahead.
+ */
 const respond = (
   ctx: Ctx,
   from: Address,
@@ -539,11 +574,19 @@ const respond = (
     ctx.pendings.set(from, pending)
   }
   const flight = flightOf(ctx, responded.frame)
-  pending.responder = {
+  const responder: Responder = {
     peer: NodeId.fromBytes(init.id), claimedId: init.id, responded, flight, keys: undefined, rekey: init.rekey, replace,
-    sends: 1, sentAtMs: ctx.now(), early: []
+    sends: 1, sentAtMs: ctx.now(), early: [], ahead: undefined
   }
-  return sendFlight(ctx, from, flight)
+  pending.responder = responder
+  // Under load (cookies in use) no work beyond RESP is done ahead for a dialer that may never send FINISH.
+  const ahead = respondersInFlight(ctx) <= ctx.settings.handshakesBeforeCookie
+  return Effect.zipRight(
+    sendFlight(ctx, from, flight),
+    Effect.sync(() => {
+      if (ahead) responder.ahead = encapsulateAhead(ctx, dialerKey(responder.peer))
+    })
+  )
 }
 
 /** Whether this INIT is fresh: not stale, not a duplicate of one in progress, not one answered before. */
@@ -593,9 +636,11 @@ const onFinish = (ctx: Ctx, from: Address, frame: Uint8Array): Effect.Effect<voi
   if (responder === undefined || responder.keys !== undefined || !matches(responder.responded, nonces)) {
     return rejectFrame(ctx, frame, "handshakesReplayed")
   }
+  const ahead = responder.ahead
+  responder.ahead = undefined
   const confirmed = hs.confirm(
     ctx.suite, ctx.credentials, ctx.certificates, responder.responded, responder.claimedId, frame,
-    ctx.random(ctx.suite.kem.encapsulateRandomBytes)
+    ctx.random(ctx.suite.kem.encapsulateRandomBytes), ahead
   )
   if (confirmed === "Malformed") return rejectFrame(ctx, frame, "framesMalformed")
   if (typeof confirmed === "string") return failHandshake(ctx, "identityFailures")
@@ -609,7 +654,7 @@ const onFinish = (ctx: Ctx, from: Address, frame: Uint8Array): Effect.Effect<voi
     Effect.sync(() => {
       // cert_I's signature, checked while CONFIRM travels and the initiator decapsulates. A forgery takes back
       // the keys (its key confirmation then opens under nothing): the handshake waits for FINISH again.
-      if (confirmed.verifyPeer()) return
+      if (confirmed.verifyPeer()) return rememberStaticKey(ctx, dialerKey(responder.peer), confirmed.peerStaticKey)
       Object.assign(responder, before, { keys: undefined })
       failHandshake(ctx, "identityFailures")
     })
@@ -679,8 +724,10 @@ const onResp = (ctx: Ctx, from: Address, frame: Uint8Array): Effect.Effect<void>
   if (initiator === undefined || initiator.finished !== undefined || !crypto.equalBytes(initiator.state.nonce, nonces.nonceI)) {
     return rejectFrame(ctx, frame, "handshakesReplayed")
   }
+  const ahead = initiator.ahead
+  initiator.ahead = undefined
   const finished = hs.finish(
-    ctx.suite, ctx.credentials, ctx.certificates, initiator.state, frame, ctx.random(ctx.suite.kem.encapsulateRandomBytes)
+    ctx.suite, ctx.credentials, ctx.certificates, initiator.state, frame, ctx.random(ctx.suite.kem.encapsulateRandomBytes), ahead
   )
   if (finished === "Malformed") return rejectFrame(ctx, frame, "framesMalformed")
   // A bad RESP does not end the attempt: a forger with the PSK must not be able to cancel our dial.
@@ -696,7 +743,7 @@ const onResp = (ctx: Ctx, from: Address, frame: Uint8Array): Effect.Effect<void>
     Effect.sync(() => {
       // cert_R's signature, checked while the responder works on FINISH. A forgery puts the attempt back to
       // waiting for RESP, as if its RESP had never come.
-      if (finished.verifyPeer()) return
+      if (finished.verifyPeer()) return rememberStaticKey(ctx, dialedKey(from), finished.peerStaticKey)
       if (initiator.finished === finished) Object.assign(initiator, before, { finished: undefined })
       failHandshake(ctx, "identityFailures")
     })
@@ -780,12 +827,17 @@ const ephemeral = (ctx: Ctx): crypto.KemKeyPair => {
 }
 
 /**
- * Makes the next dial's key pair right after an INIT went out, while the responder works on it: key
- * generation then costs the next dial nothing on its critical path.
+ * Work done right after an INIT went out, while the responder works on it: the encapsulation to the static
+ * key last seen at this address (if RESP is not already handled), then the next dial's key pair, so neither
+ * costs a critical path.
  */
-const refillSpare = (ctx: Ctx): Effect.Effect<void> =>
+const workWhileWaiting = (ctx: Ctx, address: Address, initiator: Initiator): Effect.Effect<void> =>
   Effect.sync(() => {
-    if (ctx.spare === undefined && !ctx.closing) ctx.spare = ctx.suite.kem.keygen(ctx.random(ctx.suite.kem.seedBytes))
+    if (ctx.closing) return
+    if (initiator.finished === undefined && ctx.pendings.get(address)?.initiator === initiator) {
+      initiator.ahead = encapsulateAhead(ctx, dialedKey(address))
+    }
+    if (ctx.spare === undefined) ctx.spare = ctx.suite.kem.keygen(ctx.random(ctx.suite.kem.seedBytes))
   })
 
 /** A fresh INIT: ephemeral X-Wing keys (forward secrecy) and a fresh nonce. */
@@ -798,7 +850,7 @@ const newInitiator = (ctx: Ctx, rekey: boolean): Initiator => {
   const init = hs.encodeInit(ctx.suite.kem, fields)
   return {
     rekey, fields, state: { initFrame: init, nonce: fields.nonce, keyPair }, flight: flightOf(ctx, init), cookie: undefined,
-    finished: undefined, attempts: 1, sentAtMs: ctx.now()
+    finished: undefined, ahead: undefined, attempts: 1, sentAtMs: ctx.now()
   }
 }
 
@@ -813,7 +865,10 @@ const dial = (ctx: Ctx, address: Address): Effect.Effect<Session, LinkError> =>
     const deferred = Deferred.unsafeMake<Session, LinkError>(FiberId.none)
     ctx.pendings.set(address, { deferred, initiator, responder: undefined })
     // The handshake belongs to the link, not to this caller: interrupting the wait leaves it running.
-    return sendFlight(ctx, address, initiator.flight).pipe(Effect.zipRight(refillSpare(ctx)), Effect.zipRight(Deferred.await(deferred)))
+    return sendFlight(ctx, address, initiator.flight).pipe(
+      Effect.zipRight(workWhileWaiting(ctx, address, initiator)),
+      Effect.zipRight(Deferred.await(deferred))
+    )
   })
 
 /** The session's initiator starts a rekey handshake over the live session. */
@@ -1081,6 +1136,7 @@ const settingsOf = (limits: Limits["Type"], cellBytes: number): Settings => {
     cookieRotationMs: Math.max(1, Duration.toMillis(limits.cookieRotation)),
     handshakesBeforeCookie: limits.handshakesBeforeCookie,
     initMaxAgeMs: Duration.toMillis(limits.handshakeInitMaxAge),
+    staticKeysKnownMax: limits.staticKeysKnownMax,
     // Timers are checked by one periodic sweep, so each fires at most a quarter of its period late.
     tickMs: Math.max(1, Math.min(attemptMs, idleMs, keepaliveMs, reassemblyMs) / 4)
   }
@@ -1197,6 +1253,7 @@ export const makeWith = (
     const ctx: Ctx = {
       endpoint, identity, suite, credentials, random, settings,
       certificates: hs.makeCertificateCache(limits.certificateCacheEntriesMax),
+      staticKeys: new Map(),
       cookieMaster: random(32),
       now: () => clock.unsafeCurrentTimeMillis(),
       ...reassemblers(limits, settings, suite),

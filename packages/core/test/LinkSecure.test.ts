@@ -289,6 +289,94 @@ describe("LinkSecure: sessions", () => {
       assert.deepStrictEqual(countB.counts, { sign: 1, verify: 1, encapsulate: 4, decapsulate: 2 })
     }))
 
+  it.scoped("a redial encapsulates ahead to the static keys both sides learned: each made before the peer's message arrives, and used", () =>
+    Effect.gen(function*() {
+      const net = makeNet()
+      const countA = counting(cheap)
+      const countB = counting(cheap)
+      const a = yield* startNode(net, "fake:a", fakeIdentity(1), { parts: countA.parts })
+      const b = yield* startNode(net, "fake:b", fakeIdentity(2), { parts: countB.parts })
+      const [first] = yield* connect(a, b)
+      yield* first.close
+      yield* until("B closed its side", () => tables(b).sessions === 0)
+      const [atA, atB] = [{ ...countA.counts }, { ...countB.counts }]
+      // Every cell to A is lost: RESP never arrives, so what A and B have done is all they could do ahead of it.
+      net.drop = (sent) => sent.to === "fake:a"
+      const redial = yield* Effect.fork(a.link.dial("fake:b"))
+      yield* until("B sent RESP and encapsulated ahead to A's static key", () => countB.counts.encapsulate === atB.encapsulate + 2)
+      yield* until("A encapsulated ahead to B's static key", () => countA.counts.encapsulate === atA.encapsulate + 1)
+      yield* settle
+      assert.strictEqual(countA.counts.decapsulate, atA.decapsulate, "A has opened no RESP")
+      assert.strictEqual(net.handshakeFramesTo("fake:b").filter((frame) => frame[0] === Kind.Finish).length, 1, "no FINISH yet")
+      net.drop = () => false
+      yield* advance("2 seconds")
+      const second = yield* Fiber.join(redial)
+      yield* until("B's session", () => b.announced.length === 2)
+      // The redial's KEM work is a first handshake's (one encapsulation at A, two at B): the ones made ahead were used.
+      assert.deepStrictEqual(
+        [countA.counts.encapsulate - atA.encapsulate, countA.counts.decapsulate - atA.decapsulate],
+        [1, 2]
+      )
+      assert.deepStrictEqual(
+        [countB.counts.encapsulate - atB.encapsulate, countB.counts.decapsulate - atB.decapsulate],
+        [2, 1]
+      )
+      yield* second.send(bytes(40))
+      assert.deepStrictEqual(yield* takeFrames(b.announced[1]!, 1), [bytes(40)])
+      yield* b.announced[1]!.send(bytes(41))
+      assert.deepStrictEqual(yield* takeFrames(second, 1), [bytes(41)])
+    }))
+
+  it.scoped("a remembered key another node no longer holds costs one encapsulation more; the dial reaches the node that is there", () =>
+    Effect.gen(function*() {
+      const net = makeNet()
+      const countA = counting(cheap)
+      const a = yield* startNode(net, "fake:a", fakeIdentity(1), { parts: countA.parts })
+      const scopeB = yield* ScopeModule.make()
+      const b = yield* ScopeModule.extend(startNode(net, "fake:b", fakeIdentity(2)), scopeB)
+      const [first] = yield* connect(a, b)
+      yield* first.close
+      yield* ScopeModule.close(scopeB, Exit.void)
+      // Another node now answers at B's address, with another static key.
+      const c = yield* startNode(net, "fake:b", fakeIdentity(3))
+      const before = { ...countA.counts }
+      const session = yield* a.link.dial("fake:b")
+      assert.strictEqual(session.peer, c.identity.id)
+      // The encapsulation made ahead (to B's key) was dropped and a fresh one made for C's.
+      assert.deepStrictEqual([countA.counts.encapsulate - before.encapsulate, countA.counts.decapsulate - before.decapsulate], [2, 2])
+      yield* until("C's session", () => c.announced.length === 1)
+      yield* session.send(bytes(42))
+      assert.deepStrictEqual(yield* takeFrames(c.announced[0]!, 1), [bytes(42)])
+    }))
+
+  it.scoped("staticKeysKnownMax bounds the remembered static keys: the least recently used gets no encapsulation ahead", () =>
+    Effect.gen(function*() {
+      const net = makeNet()
+      const countA = counting(cheap)
+      const a = yield* startNode(net, "fake:a", fakeIdentity(1), { parts: countA.parts, limits: { staticKeysKnownMax: 1 } })
+      const b = yield* startNode(net, "fake:b", fakeIdentity(2))
+      const c = yield* startNode(net, "fake:c", fakeIdentity(3))
+      for (const peer of [b, c]) {
+        const [session] = yield* connect(a, peer)
+        yield* session.close
+        yield* until("closed", () => tables(peer).sessions === 0)
+      }
+      net.drop = (sent) => sent.to === "fake:a"
+      /** Redials `peer` (RESP is lost) and returns how many encapsulations A made before any RESP. */
+      const encapsulationsAhead = (peer: Node) =>
+        Effect.gen(function*() {
+          const before = countA.counts.encapsulate
+          const inits = net.handshakeFramesTo(peer.address).length
+          yield* Effect.fork(a.link.dial(peer.address))
+          yield* until("INIT", () => net.handshakeFramesTo(peer.address).length > inits)
+          yield* settle
+          return countA.counts.encapsulate - before
+        })
+      // B's key was forgotten when C's was remembered; C's is there.
+      assert.strictEqual(yield* encapsulationsAhead(b), 0)
+      assert.strictEqual(yield* encapsulationsAhead(c), 1)
+    }))
+
   it.scoped("refuses oversized frames, self-dials and sends after close; an authenticated close reaches the peer", () =>
     Effect.gen(function*() {
       const net = makeNet()

@@ -60,6 +60,12 @@
  * decapsulations and one encapsulation (after a link's first dial its ephemeral key pair is made ahead,
  * and its certificate check overlaps the responder's work on FINISH).
  *
+ * Between peers that met before, each side also makes its static-key encapsulation ahead (`Ahead`), to
+ * the key the peer's checked certificate named last time (the initiator's by the address it dials, the
+ * responder's by the ID in INIT, and not under load): the initiator while the responder works on INIT,
+ * the responder while the initiator works on RESP. That takes two of the six KEM operations off a
+ * redial's critical path; a certificate naming another key gets a fresh encapsulation.
+ *
  * Retransmission and replay: each side's timer repeats its last message (the initiator INIT, then
  * FINISH; the responder RESP, then CONFIRM), and the initiator its key confirmation until a cell from
  * the responder under the session keys shows it arrived. Every message is computed once and re-sent
@@ -364,6 +370,34 @@ const sameNonces = (frame: Uint8Array, handshake: { readonly nonceI: Uint8Array;
   equalBytes(frame.subarray(1 + nonceBytes, noncesEnd), handshake.nonceR)
 
 // ---------------------------------------------------------------------------------------------------
+// Encapsulations made ahead
+
+/**
+ * An encapsulation made before it is needed, to a static key remembered from an earlier handshake, while
+ * the peer works on our last message. It is used only if the certificate that arrives names exactly this
+ * key (else it is dropped and a fresh one made), and only once.
+ */
+export interface Ahead {
+  readonly kemPublicKey: Uint8Array
+  readonly cipherText: Uint8Array
+  readonly sharedSecret: Uint8Array
+}
+
+/** An encapsulation to `kemPublicKey` for later; undefined if the key is not a valid one. */
+export const encapsulateAhead = (suite: Suite, kemPublicKey: Uint8Array, random: Uint8Array): Ahead | undefined => {
+  const encapsulated = suite.kem.encapsulate(kemPublicKey, random)
+  return encapsulated === undefined ? undefined : { kemPublicKey, ...encapsulated }
+}
+
+const encapsulateTo = (
+  suite: Suite,
+  kemPublicKey: Uint8Array,
+  random: Uint8Array,
+  ahead: Ahead | undefined
+): { readonly cipherText: Uint8Array; readonly sharedSecret: Uint8Array } | undefined =>
+  ahead !== undefined && equalBytes(ahead.kemPublicKey, kemPublicKey) ? ahead : suite.kem.encapsulate(kemPublicKey, random)
+
+// ---------------------------------------------------------------------------------------------------
 // RESP (responder)
 
 /** What the responder keeps between RESP and FINISH. */
@@ -410,6 +444,8 @@ export interface Finished {
   readonly peer: NodeId.NodeId
   /** Checks cert_R's signature (once); the link calls it as soon as FINISH went out, and CONFIRM counts only after it passed. */
   readonly verifyPeer: () => boolean
+  /** The static KEM key cert_R names. */
+  readonly peerStaticKey: Uint8Array
   readonly nonceI: Uint8Array
   readonly nonceR: Uint8Array
   readonly frame: Uint8Array
@@ -430,7 +466,8 @@ export const finish = (
   cache: CertificateCache,
   state: Initiating,
   frame: Uint8Array,
-  encapsulateRandom: Uint8Array
+  encapsulateRandom: Uint8Array,
+  ahead?: Ahead
 ): Finished | Failure => {
   if (frame.length !== respBytes(suite)) return "Malformed"
   const clearEnd = noncesEnd + suite.kem.cipherTextBytes
@@ -442,7 +479,7 @@ export const finish = (
   if (certificate === undefined) return "Decrypt"
   const responder = readCertificate(suite, cache, certificate)
   if (responder === undefined || responder.id === local.id) return "Identity"
-  const encapsulated = suite.kem.encapsulate(responder.kemPublicKey, encapsulateRandom)
+  const encapsulated = encapsulateTo(suite, responder.kemPublicKey, encapsulateRandom, ahead)
   if (encapsulated === undefined) return "Kem"
   const th3 = sha256(th2, certificate)
   const th4 = sha256(th3, encapsulated.cipherText)
@@ -453,6 +490,7 @@ export const finish = (
   return {
     peer: responder.id,
     verifyPeer: responder.verify,
+    peerStaticKey: responder.kemPublicKey,
     nonceI: state.nonce,
     nonceR,
     frame: concat([Uint8Array.of(Kind.Finish), state.nonce, nonceR, sealedKem, sealedCertificate]),
@@ -470,6 +508,8 @@ export interface Confirmed {
   readonly secrets: SessionSecrets
   /** Checks cert_I's signature (once); the link calls it as soon as CONFIRM went out, and starts no session before it passed. */
   readonly verifyPeer: () => boolean
+  /** The static KEM key cert_I names. */
+  readonly peerStaticKey: Uint8Array
 }
 
 /**
@@ -485,7 +525,8 @@ export const confirm = (
   responded: Responded,
   claimedId: Uint8Array,
   frame: Uint8Array,
-  encapsulateRandom: Uint8Array
+  encapsulateRandom: Uint8Array,
+  ahead?: Ahead
 ): Confirmed | Failure => {
   if (frame.length !== finishBytes(suite) || !sameNonces(frame, responded)) return "Malformed"
   const kemEnd = noncesEnd + suite.kem.cipherTextBytes + aeadBytes
@@ -502,14 +543,15 @@ export const confirm = (
   if (claimed === undefined || !equalBytes(NodeId.toBytes(claimed), claimedId)) return "Identity"
   const initiator = readCertificate(suite, cache, certificate)
   if (initiator === undefined) return "Identity"
-  const encapsulated = suite.kem.encapsulate(initiator.kemPublicKey, encapsulateRandom)
+  const encapsulated = encapsulateTo(suite, initiator.kemPublicKey, encapsulateRandom, ahead)
   if (encapsulated === undefined) return "Kem"
   const th5 = sha256(th4, certificate)
   const sealed = sealOnce(key(ikm2, th5, "confirm"), encapsulated.cipherText)
   return {
     frame: concat([Uint8Array.of(Kind.Confirm), responded.nonceI, responded.nonceR, sealed]),
     secrets: sessionSecrets(concat([ikm2, encapsulated.sharedSecret]), sha256(th5, encapsulated.cipherText)),
-    verifyPeer: initiator.verify
+    verifyPeer: initiator.verify,
+    peerStaticKey: initiator.kemPublicKey
   }
 }
 
