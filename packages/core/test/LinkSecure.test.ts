@@ -349,6 +349,27 @@ describe("LinkSecure: sessions", () => {
       assert.deepStrictEqual(yield* takeFrames(c.announced[0]!, 1), [bytes(42)])
     }))
 
+  it.scoped("a responder under load (cookies in use) makes no encapsulation ahead", () =>
+    Effect.gen(function*() {
+      const net = makeNet()
+      const countB = counting(cheap)
+      const a = yield* startNode(net, "fake:a", fakeIdentity(1))
+      const b = yield* startNode(net, "fake:b", fakeIdentity(2), { parts: countB.parts, limits: { handshakesBeforeCookie: 0 } })
+      const [first] = yield* connect(a, b)
+      assert.strictEqual(security(b).cookiesSent, 1, "the INIT needed a cookie")
+      yield* first.close
+      yield* until("closed", () => tables(b).sessions === 0)
+      const before = countB.counts.encapsulate
+      // The COOKIE (one cell) reaches A; RESP does not, so B waits for a FINISH that does not come.
+      let toA = 0
+      net.drop = (sent) => sent.to === "fake:a" && toA++ >= 1
+      yield* Effect.fork(a.link.dial("fake:b"))
+      yield* until("RESP sent", () => net.handshakeFramesTo("fake:a").filter((frame) => frame[0] === Kind.Resp).length === 2)
+      yield* settle
+      assert.strictEqual(security(b).cookiesSent, 2)
+      assert.strictEqual(countB.counts.encapsulate - before, 1, "RESP's encapsulation only")
+    }))
+
   it.scoped("staticKeysKnownMax bounds the remembered static keys: the least recently used gets no encapsulation ahead", () =>
     Effect.gen(function*() {
       const net = makeNet()
