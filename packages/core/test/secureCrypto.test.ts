@@ -33,6 +33,21 @@ describe("X-Wing (ML-KEM-768 from noble, X25519 from node:crypto)", () => {
     }
   })
 
+  it("a key pair that decapsulates again (its public key expanded from the second time on) matches noble every time, implicit rejection included", () => {
+    const seed = seeded(32, 21)
+    const ours = crypto.xwing.keygen(seed)
+    const noble = ml_kem768_x25519.keygen(seed)
+    for (let round = 0; round < 4; round++) {
+      const fromNoble = ml_kem768_x25519.encapsulate(ours.publicKey, seeded(64, round + 200))
+      assert.isTrue(equal(ours.decapsulate(fromNoble.cipherText)!, fromNoble.sharedSecret), `decapsulation ${2 * round + 1}`)
+      const corrupted = fromNoble.cipherText.slice()
+      corrupted[10] = corrupted[10]! ^ 1
+      const rejected = ml_kem768_x25519.decapsulate(corrupted, noble.secretKey)
+      assert.isTrue(equal(ours.decapsulate(corrupted)!, rejected), `implicit rejection, decapsulation ${2 * round + 2}`)
+      assert.isFalse(equal(rejected, fromNoble.sharedSecret))
+    }
+  })
+
   it("never throws on hostile input: bad lengths, a low-order X25519 point, a corrupted ciphertext", () => {
     const pair = crypto.xwing.keygen(seeded(32, 9))
     assert.isUndefined(crypto.xwing.encapsulate(pair.publicKey.subarray(1), seeded(64, 1)))
