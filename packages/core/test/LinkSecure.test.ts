@@ -187,6 +187,16 @@ const startNode = (net: Net, address: Address, identity: Identity.Identity, opti
     return { link, identity, address, announced } satisfies Node
   })
 
+/** A (fake:a) and B (fake:b) on a fresh fake network, with the cheap signatures and their KEM and signature work counted. */
+const countedPair = Effect.gen(function*() {
+  const net = makeNet()
+  const countA = counting(cheap)
+  const countB = counting(cheap)
+  const a = yield* startNode(net, "fake:a", fakeIdentity(1), { parts: countA.parts })
+  const b = yield* startNode(net, "fake:b", fakeIdentity(2), { parts: countB.parts })
+  return { a, b, countA, countB, net }
+})
+
 /** Lets the other fibers run until `check` holds (no clock involved). */
 const until = (label: string, check: () => boolean) =>
   Effect.gen(function*() {
@@ -291,11 +301,7 @@ describe("LinkSecure: sessions", () => {
 
   it.scoped("a redial encapsulates ahead to the static keys both sides learned: each made before the peer's message arrives, and used", () =>
     Effect.gen(function*() {
-      const net = makeNet()
-      const countA = counting(cheap)
-      const countB = counting(cheap)
-      const a = yield* startNode(net, "fake:a", fakeIdentity(1), { parts: countA.parts })
-      const b = yield* startNode(net, "fake:b", fakeIdentity(2), { parts: countB.parts })
+      const { a, b, countA, countB, net } = yield* countedPair
       const [first] = yield* connect(a, b)
       yield* first.close
       yield* until("B closed its side", () => tables(b).sessions === 0)
@@ -424,11 +430,7 @@ describe("LinkSecure: sessions", () => {
 
   it.scoped("1,000 concurrent dials share one handshake and one session", () =>
     Effect.gen(function*() {
-      const net = makeNet()
-      const countA = counting(cheap)
-      const countB = counting(cheap)
-      const a = yield* startNode(net, "fake:a", fakeIdentity(1), { parts: countA.parts })
-      const b = yield* startNode(net, "fake:b", fakeIdentity(2), { parts: countB.parts })
+      const { a, b, countA, countB, net } = yield* countedPair
       const sessions = yield* Effect.forEach(Array.from({ length: 1000 }), () => a.link.dial("fake:b"), { concurrency: "unbounded" })
       assert.isTrue(sessions.every((session) => session === sessions[0]))
       yield* until("B accepts", () => b.announced.length === 1)
@@ -441,11 +443,7 @@ describe("LinkSecure: sessions", () => {
 
   it.scoped("simultaneous dials end with one session per side under the same keys (lower ID's handshake wins)", () =>
     Effect.gen(function*() {
-      const net = makeNet()
-      const countA = counting(cheap)
-      const countB = counting(cheap)
-      const a = yield* startNode(net, "fake:a", fakeIdentity(1), { parts: countA.parts })
-      const b = yield* startNode(net, "fake:b", fakeIdentity(2), { parts: countB.parts })
+      const { a, b, countA, countB, net } = yield* countedPair
       const [atA, atB] = yield* Effect.all([a.link.dial("fake:b"), b.link.dial("fake:a")], { concurrency: "unbounded" })
       // Both really dialed: each side sent an INIT.
       assert.strictEqual(net.handshakeFramesTo("fake:a").filter((frame) => frame[0] === Kind.Init).length, 1)
@@ -493,11 +491,7 @@ describe("LinkSecure: sessions", () => {
 
   it.scoped("retransmits lost handshake messages from caches: no KEM or certificate work is repeated", () =>
     Effect.gen(function*() {
-      const net = makeNet()
-      const countA = counting(cheap)
-      const countB = counting(cheap)
-      const a = yield* startNode(net, "fake:a", fakeIdentity(1), { parts: countA.parts })
-      const b = yield* startNode(net, "fake:b", fakeIdentity(2), { parts: countB.parts })
+      const { a, b, countA, countB, net } = yield* countedPair
       // Lose the first copy of each handshake message (INIT, RESP, FINISH, CONFIRM): the first cell of each flight.
       const lost: Array<string> = []
       net.drop = (sent) => {
@@ -677,11 +671,7 @@ describe("LinkSecure: probes and hostile input get silence", () => {
 
   it.scoped("replayed data cells are refused; a replayed INIT, RESP, FINISH or CONFIRM creates no session and costs no KEM or certificate work", () =>
     Effect.gen(function*() {
-      const net = makeNet()
-      const countA = counting(cheap)
-      const countB = counting(cheap)
-      const a = yield* startNode(net, "fake:a", fakeIdentity(1), { parts: countA.parts })
-      const b = yield* startNode(net, "fake:b", fakeIdentity(2), { parts: countB.parts })
+      const { a, b, countA, countB, net } = yield* countedPair
       const [atA, atB] = yield* connect(a, b)
       const isHandshake = (sent: Sent) => crypto.openHandshakeCell(psk, sent.cell) !== undefined
       const handshake = net.sent.filter((sent) => sent.to === "fake:b" && isHandshake(sent)).map((sent) => sent.cell)

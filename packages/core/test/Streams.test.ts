@@ -111,8 +111,7 @@ interface Received {
   readonly done: Deferred.Deferred<void>
 }
 
-/** Drains `connection.frames` in the scope; `done` completes once `expected` frames arrived. */
-/** Reads `expected` frames off a connection, through its `frames` stream or its plain-code `receive`. */
+/** Reads frames off a connection in the scope, through its `frames` stream or its plain-code `receive`; `done` completes once `expected` arrived. */
 const collect = (connection: Streams.Connection, expected: number, via: "frames" | "receive" = "frames") =>
   Effect.gen(function*() {
     const result: Received = { byStream: new Map(), order: [], done: yield* Deferred.make<void>() }

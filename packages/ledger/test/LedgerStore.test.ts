@@ -58,6 +58,10 @@ const finalizeTo = (height: number) =>
 /** Imports the blocks and finalizes all of them. */
 const importFinal = (blocks: Chain["blocks"]) => Effect.zipRight(importAll(blocks), finalizeTo(blocks.length))
 
+/** The explorer index of a fresh store (same backend) that imported the blocks and finalized them all in one advance. */
+const freshIndex = (backend: Backend, blocks: Chain["blocks"]) =>
+  withStore(backend, Effect.zipRight(importFinal(blocks), Effect.flatMap(Explorer.Explorer, (explorer) => explorer.dump)))
+
 /** An account's whole history, page by page (each page at most `limit` entries). */
 const fullHistory = (explorer: Explorer.Service, account: Id.Id, limit: number) =>
   Effect.gen(function*() {
@@ -216,7 +220,7 @@ for (const backend of backends) {
         assert.strictEqual(reindexed.blocks, blocks.length + 1)
         assert.deepStrictEqual(yield* explorer.dump, stepwise, "a reindex gives the bytes the stepwise fold wrote")
         assert.strictEqual(tablesOf(store).range("priors").length, 0, "folded blocks keep no priors")
-        const onePass = yield* withStore(backend, Effect.zipRight(importFinal(blocks), Effect.flatMap(Explorer.Explorer, (other) => other.dump)))
+        const onePass = yield* freshIndex(backend, blocks)
         assert.deepStrictEqual(onePass, stepwise, "one advance over the whole chain gives the same bytes as several")
       })))
 
@@ -237,7 +241,7 @@ for (const backend of backends) {
         for (const block of blocks.slice(5)) yield* store.importBlock(block, params)
         yield* finalizeTo(blocks.length)
         const folded = yield* explorer.dump
-        const fresh = yield* withStore(backend, Effect.zipRight(importFinal(blocks), Effect.flatMap(Explorer.Explorer, (other) => other.dump)))
+        const fresh = yield* freshIndex(backend, blocks)
         assert.deepStrictEqual(folded, fresh, "re-imported blocks fold from the priors of their new import")
       })))
 
